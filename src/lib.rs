@@ -1,0 +1,17 @@
+//! modemd: share the serial modems of a Linux router over TCP.
+//!
+//! The data path is `listen → accept → admit (acl) → claim (lock) → open (serial) → relay →
+//! hang up → account`. The pure modules ([`config`], [`acl`]) are public so that tests and
+//! fuzzers can drive them without I/O.
+#![deny(missing_docs)]
+
+pub mod log;
+
+pub mod acl;
+pub mod config;
+pub mod lock;
+pub mod relay;
+pub mod serial;
+pub mod server;
+pub mod session;
+pub mod sys;

@@ -1,0 +1,84 @@
+//! One line per event, to stderr (foreground) or syslog (daemon, facility `daemon`).
+//!
+//! The destination and verbosity are process-wide and set once by `main`; every thread logs
+//! through the macros. Logging never fails the caller: a lost log line is not worth a lost
+//! session.
+
+use std::ffi::CString;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// How much a line matters; the numbers are syslog priorities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Something failed.
+    Error = 3,
+    /// Something is wrong but modemd goes on.
+    Warning = 4,
+    /// Sessions and start-up.
+    Info = 6,
+    /// Shown with `-d`.
+    Debug = 7,
+}
+
+/// Sends lines to syslog from now on (ident `modemd`, facility daemon).
+pub fn use_syslog() {
+    // SAFETY: the ident is a static C string, as openlog requires it to outlive all logging.
+    unsafe { libc::openlog(c"modemd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+    SYSLOG.store(true, Ordering::Relaxed);
+}
+
+/// Sets how many `-d` flags were given.
+pub fn set_verbosity(v: u8) {
+    VERBOSITY.store(v, Ordering::Relaxed);
+}
+
+/// Whether debug lines are shown.
+pub fn debug_enabled() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) > 0
+}
+
+/// Writes one line; use the macros instead.
+pub fn write(level: Level, args: fmt::Arguments<'_>) {
+    if level == Level::Debug && !debug_enabled() {
+        return;
+    }
+    if SYSLOG.load(Ordering::Relaxed) {
+        let text = args.to_string().replace('\0', "\\0");
+        if let Ok(c) = CString::new(text) {
+            // SAFETY: the format is a static "%s" and `c` is a valid C string for the call.
+            unsafe { libc::syslog(level as libc::c_int, c"%s".as_ptr(), c.as_ptr()) };
+        }
+    } else {
+        let tag = match level {
+            Level::Error => "error: ",
+            Level::Warning => "warning: ",
+            Level::Info | Level::Debug => "",
+        };
+        eprintln!("modemd: {tag}{args}");
+    }
+}
+
+/// Logs an error line.
+#[macro_export]
+macro_rules! error {
+    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) };
+}
+/// Logs a warning line.
+#[macro_export]
+macro_rules! warning {
+    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Warning, format_args!($($t)*)) };
+}
+/// Logs an informational line.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) };
+}
+/// Logs a debug line (only with `-d`).
+#[macro_export]
+macro_rules! debug {
+    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) };
+}

@@ -1,0 +1,240 @@
+//! The byte pump of one session: client→device on the session's thread, device→client on a
+//! second thread, until either side ends.
+//!
+//! Neither thread may block forever once the session is over. A [`Control`] ends a session
+//! from anywhere (the other direction, the signal handler): it shuts the socket down, which
+//! wakes a thread blocked in `recv`/`send`, and signals an eventfd, which wakes a thread
+//! waiting in `poll` on the device. The device is non-blocking and always waited on with the
+//! eventfd beside it, so a silent or flow-controlled modem cannot pin a thread.
+//!
+//! Back-pressure is end to end: a thread reads its source only after the previous chunk was
+//! written to the sink, so a stalled peer stalls its source instead of growing a buffer.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Mutex;
+use std::thread;
+
+use crate::serial::Line;
+use crate::sys::{self, EventFd};
+
+/// Bytes moved per read; one buffer of this size per direction, allocated per session.
+pub const BUF_SIZE: usize = 16 * 1024;
+/// Stack for the device→client thread: it only copies bytes and formats log lines.
+pub const RELAY_STACK: usize = 64 * 1024;
+
+/// Why a session ended; the first reason recorded wins.
+#[derive(Debug)]
+pub enum End {
+    /// The client closed the connection.
+    ClientClosed,
+    /// The connection failed (reset, timeout).
+    ClientError(io::Error),
+    /// The device hung up or disappeared (unplugged USB, closed pty master).
+    DeviceGone,
+    /// A device read or write failed.
+    DeviceError(io::Error),
+    /// SIGTERM/SIGINT: modemd is shutting down.
+    Shutdown,
+    /// The relay thread could not be started.
+    NoThread(io::Error),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::ClientClosed => write!(f, "client closed"),
+            End::ClientError(e) => write!(f, "client error: {e}"),
+            End::DeviceGone => write!(f, "device gone"),
+            End::DeviceError(e) => write!(f, "device error: {e}"),
+            End::Shutdown => write!(f, "signal"),
+            End::NoThread(e) => write!(f, "cannot start relay thread: {e}"),
+        }
+    }
+}
+
+/// The handle that ends a session: shared by its two threads and the daemon's registry.
+#[derive(Debug)]
+pub struct Control {
+    client: TcpStream,
+    wake: EventFd,
+    end: Mutex<Option<End>>,
+}
+
+impl Control {
+    /// A control for a session with `client`.
+    pub fn new(client: TcpStream) -> io::Result<Control> {
+        Ok(Control {
+            client,
+            wake: EventFd::new()?,
+            end: Mutex::new(None),
+        })
+    }
+
+    /// The client connection.
+    pub fn client(&self) -> &TcpStream {
+        &self.client
+    }
+
+    /// Ends the session for `why` (ignored if it already ended for another reason).
+    pub fn stop(&self, why: End) {
+        {
+            let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
+            if end.is_none() {
+                *end = Some(why);
+            }
+        }
+        // ENOTCONN if the peer is already gone: nothing left to wake on that side.
+        let _ = self.client.shutdown(Shutdown::Both);
+        self.wake.signal();
+    }
+
+    /// Whether the session was told to end.
+    pub fn stopped(&self) -> bool {
+        self.end.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Takes the reason the session ended.
+    pub fn take_end(&self) -> Option<End> {
+        self.end.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Bytes moved by a finished relay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Client → device.
+    pub to_device: u64,
+    /// Device → client.
+    pub to_client: u64,
+}
+
+/// Copies bytes both ways until the session ends; returns what moved. The reason is left in
+/// `ctl` for the caller.
+pub fn run(ctl: &Control, line: &Line) -> Totals {
+    thread::scope(|scope| {
+        let up = thread::Builder::new()
+            .name("relay".into())
+            .stack_size(RELAY_STACK)
+            .spawn_scoped(scope, || device_to_client(ctl, line));
+        let up = match up {
+            Ok(handle) => handle,
+            Err(e) => {
+                ctl.stop(End::NoThread(e));
+                return Totals::default();
+            }
+        };
+        let to_device = client_to_device(ctl, line);
+        // A panic in the other thread has already been reported by the panic hook; its count
+        // is lost, the session is not.
+        let to_client = up.join().unwrap_or(0);
+        Totals {
+            to_device,
+            to_client,
+        }
+    })
+}
+
+fn client_to_device(ctl: &Control, line: &Line) -> u64 {
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut total = 0u64;
+    let mut client = ctl.client();
+    loop {
+        let n = match client.read(&mut buf) {
+            Ok(0) => {
+                ctl.stop(End::ClientClosed);
+                return total;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                ctl.stop(End::ClientError(e));
+                return total;
+            }
+        };
+        match write_device(ctl, line, &buf[..n]) {
+            Ok(()) => total += n as u64,
+            Err(Some(end)) => {
+                ctl.stop(end);
+                return total;
+            }
+            Err(None) => return total,
+        }
+    }
+}
+
+/// Writes all of `data` to the non-blocking device, waiting in `poll` when its queue is full.
+/// `Err(None)`: the session was stopped meanwhile.
+fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Option<End>> {
+    while !data.is_empty() {
+        match sys::write(line.as_fd(), data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let fds = [(line.as_fd().as_raw_fd(), true), (ctl.wake.raw(), false)];
+                let ready = sys::poll(&fds, None).map_err(|e| Some(End::DeviceError(e)))?;
+                if ready[1].read {
+                    return Err(None);
+                }
+                if ready[0].hangup && !ready[0].write {
+                    return Err(Some(End::DeviceGone));
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Err(Some(End::DeviceGone)),
+            Err(e) => return Err(Some(End::DeviceError(e))),
+        }
+    }
+    Ok(())
+}
+
+fn device_to_client(ctl: &Control, line: &Line) -> u64 {
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut total = 0u64;
+    let mut client = ctl.client();
+    let fds = [(line.as_fd().as_raw_fd(), false), (ctl.wake.raw(), false)];
+    loop {
+        let ready = match sys::poll(&fds, None) {
+            Ok(r) => r,
+            Err(e) => {
+                ctl.stop(End::DeviceError(e));
+                return total;
+            }
+        };
+        if ready[1].read {
+            return total;
+        }
+        if !(ready[0].read || ready[0].hangup) {
+            continue;
+        }
+        let n = match sys::read(line.as_fd(), &mut buf) {
+            Ok(0) => {
+                ctl.stop(End::DeviceGone);
+                return total;
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                ctl.stop(End::DeviceGone);
+                return total;
+            }
+            Err(e) => {
+                ctl.stop(End::DeviceError(e));
+                return total;
+            }
+        };
+        if let Err(e) = client.write_all(&buf[..n]) {
+            ctl.stop(End::ClientError(e));
+            return total;
+        }
+        total += n as u64;
+    }
+}

@@ -1,0 +1,236 @@
+//! One client from admission to accounting: admit (ACL) → claim (pool + UUCP lock) → open
+//! (serial) → relay → hang up → log.
+//!
+//! The daemon and inetd mode both end up here; only where the connection comes from differs.
+//! A session owns its lock, line and socket as values, in that drop order reversed: the line
+//! is hung up and closed before the lock is removed, and both happen on every way out,
+//! including a panic.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::acl::{self, Resolver};
+use crate::config::{Entry, Pool};
+use crate::lock::{self, UucpLock};
+use crate::relay::{self, Control, End};
+use crate::serial::Line;
+use crate::sys;
+
+/// What every session needs from the daemon.
+pub struct Context {
+    /// Where UUCP lock files go.
+    pub lock_dir: PathBuf,
+    /// The live sessions, for shutdown.
+    pub registry: Registry,
+}
+
+/// DNS through the C library (`/etc/hosts`, then DNS, as nsswitch says).
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    fn reverse(&self, ip: IpAddr) -> Option<String> {
+        sys::reverse_lookup(ip)
+    }
+
+    fn forward(&self, name: &str) -> Vec<IpAddr> {
+        match (name, 0).to_socket_addrs() {
+            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// How long a client that found no device may take to read the `busy` line before we close.
+const LINGER: Duration = Duration::from_millis(200);
+/// How long a closing client's last bytes may take to leave the device's output queue.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Serves one accepted client of `pool` until its session ends.
+pub fn serve(client: TcpStream, pool: &Pool, ctx: &Context) {
+    let peer = match client.peer_addr() {
+        Ok(p) => p,
+        // Reset before we got to it: nothing to serve, nothing to log beyond debug.
+        Err(e) => {
+            crate::debug!("client on {} gone before admission: {e}", pool.listen);
+            return;
+        }
+    };
+    let ctl = match Control::new(client) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            crate::error!("{peer} on {}: cannot set up session: {e}", pool.listen);
+            return;
+        }
+    };
+    let Some(_ticket) = ctx.registry.enter(Arc::clone(&ctl)) else {
+        return;
+    };
+    let resolver = SystemResolver;
+    let who = acl::Client::new(peer.ip(), &resolver);
+    let admitted: Vec<&Entry> = pool
+        .entries
+        .iter()
+        .filter(|e| e.hosts.admits(&who))
+        .collect();
+    if admitted.is_empty() {
+        crate::info!("refused {peer} on {}: not allowed by HOSTS", pool.listen);
+        return;
+    }
+    tune_socket(ctl.client(), peer);
+    let Some((entry, lock, line)) = claim(&admitted, ctx, peer) else {
+        refuse_busy(ctl.client(), peer, &pool.listen);
+        return;
+    };
+    if ctl.stopped() {
+        return;
+    }
+    crate::info!(
+        "session start: {peer} on {} -> {} ({})",
+        pool.listen,
+        entry.device.display(),
+        entry.settings
+    );
+    let start = Instant::now();
+    let totals = relay::run(&ctl, &line);
+    let end = ctl.take_end().unwrap_or(End::ClientClosed);
+    if matches!(end, End::ClientClosed) {
+        line.drain(DRAIN);
+    }
+    drop(line);
+    drop(lock);
+    crate::info!(
+        "session end: {peer} on {} device {} in {} out {} duration {:.3}s reason {end}",
+        pool.listen,
+        entry.device.display(),
+        totals.to_device,
+        totals.to_client,
+        start.elapsed().as_secs_f64(),
+    );
+}
+
+fn tune_socket(client: &TcpStream, peer: SocketAddr) {
+    let keepalive = sys::setsockopt_int(client.as_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    if let Err(e) = client.set_nodelay(true).and(keepalive) {
+        crate::warning!("{peer}: cannot set TCP_NODELAY/SO_KEEPALIVE: {e}");
+    }
+}
+
+/// The first admitted device that is free, locked and open.
+fn claim<'p>(
+    admitted: &[&'p Entry],
+    ctx: &Context,
+    peer: SocketAddr,
+) -> Option<(&'p Entry, UucpLock, Line)> {
+    for entry in admitted {
+        let lock = match UucpLock::acquire(&ctx.lock_dir, &entry.device) {
+            Ok(lock) => lock,
+            Err(e @ lock::Error::Busy { .. }) => {
+                crate::debug!("{peer}: {}: {e}", entry.device.display());
+                continue;
+            }
+            Err(e) => {
+                crate::error!("{peer}: {}: {e}", entry.device.display());
+                continue;
+            }
+        };
+        match Line::open(&entry.device, &entry.settings) {
+            Ok(line) => return Some((entry, lock, line)),
+            Err(e) => crate::error!("{peer}: cannot open {e}"),
+        }
+    }
+    None
+}
+
+/// Tells the client every device is taken, then closes without a reset, so the line is not
+/// thrown away by the client's stack because of bytes it sent that we never read.
+fn refuse_busy(client: &TcpStream, peer: SocketAddr, listen: &crate::config::Listen) {
+    crate::info!("{peer} on {listen}: every device busy or unavailable");
+    let mut c = client;
+    let _ = c.write_all(b"modemd: all devices busy\r\n");
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = client.set_read_timeout(Some(LINGER));
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 1024];
+    while Instant::now() < deadline {
+        match c.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The live sessions, so that SIGTERM can end them all and wait for their clean-up.
+#[derive(Default)]
+pub struct Registry {
+    state: Mutex<RegistryState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    next: u64,
+    live: Vec<(u64, Arc<Control>)>,
+    closing: bool,
+}
+
+/// A session's place in the registry; dropping it leaves.
+pub struct Ticket<'r> {
+    registry: &'r Registry,
+    id: u64,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session; `None` once the daemon is shutting down.
+    pub fn enter(&self, ctl: Arc<Control>) -> Option<Ticket<'_>> {
+        let mut s = self.lock();
+        if s.closing {
+            return None;
+        }
+        s.next += 1;
+        let id = s.next;
+        s.live.push((id, ctl));
+        Some(Ticket { registry: self, id })
+    }
+
+    /// Ends every live session and refuses new ones.
+    pub fn stop_all(&self) {
+        let mut s = self.lock();
+        s.closing = true;
+        for (_, ctl) in &s.live {
+            ctl.stop(End::Shutdown);
+        }
+    }
+
+    /// Waits until no session is live, at most `limit`; returns how many are left.
+    pub fn wait_empty(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        let mut s = self.lock();
+        while !s.live.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = match self.changed.wait_timeout(s, left) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        s.live.len()
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut s = self.registry.lock();
+        s.live.retain(|(id, _)| *id != self.id);
+        self.registry.changed.notify_all();
+    }
+}

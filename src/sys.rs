@@ -1,0 +1,356 @@
+//! The thin layer over raw `libc` calls: each call is wrapped once here and turned into
+//! `io::Result`, so the rest of the daemon never sees `-1` or `errno`.
+//!
+//! Only termios and modem-line ioctls live elsewhere (`serial.rs`), next to the code that
+//! understands them. Nothing here keeps state or decides policy.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Turns the C convention (`-1` and `errno`) into an `io::Result`.
+pub fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
+    if ret.is_minus_one() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Calls `f` again while it fails with `EINTR`.
+pub fn retry<T, F: FnMut() -> io::Result<T>>(mut f: F) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Integer types a libc call can return `-1` in.
+pub trait IsMinusOne {
+    /// Whether this is the C error return.
+    fn is_minus_one(&self) -> bool;
+}
+
+macro_rules! impl_is_minus_one {
+    ($($t:ty)*) => ($(impl IsMinusOne for $t {
+        fn is_minus_one(&self) -> bool { *self == -1 }
+    })*)
+}
+impl_is_minus_one! { i32 i64 isize }
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Opens `path` with `flags` (`O_CLOEXEC` is always added) and file mode `mode`.
+pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let fd = retry(|| cvt(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) }))?;
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL on a borrowed, open descriptor has no memory effects.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL with plain flags on a borrowed, open descriptor.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) })?;
+    Ok(())
+}
+
+/// `read(2)` into `buf`; `Ok(0)` is end of file.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
+    let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// `write(2)` from `buf`; may write less than all of it.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
+    let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// What `poll` reported for one descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Data (or an end of file) can be read.
+    pub read: bool,
+    /// A write would not block.
+    pub write: bool,
+    /// Hang-up or error: the other end is gone.
+    pub hangup: bool,
+}
+
+/// Waits until one of `fds` (descriptor, want-write) is ready, or `timeout` passes
+/// (`None`: wait forever). `EINTR` counts as "nothing ready" so callers re-check their state.
+pub fn poll(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> io::Result<[Ready; 2]> {
+    assert!(fds.len() <= 2, "poll wrapper takes at most two descriptors");
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; 2];
+    for (p, &(fd, want_write)) in pfds.iter_mut().zip(fds) {
+        p.fd = fd;
+        p.events = if want_write {
+            libc::POLLOUT
+        } else {
+            libc::POLLIN
+        };
+    }
+    let ms = match timeout {
+        None => -1,
+        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: `pfds` is a valid array of `fds.len()` pollfd structs for the whole call.
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    let mut out = [Ready::default(); 2];
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(out)
+        } else {
+            Err(e)
+        };
+    }
+    for (o, p) in out.iter_mut().zip(&pfds) {
+        o.read = p.revents & libc::POLLIN != 0;
+        o.write = p.revents & libc::POLLOUT != 0;
+        o.hangup = p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
+    }
+    Ok(out)
+}
+
+/// A Linux eventfd used as a one-shot "stop now" flag that `poll` can wait on.
+#[derive(Debug)]
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// A new, unsignalled eventfd.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: eventfd just returned this descriptor and nothing else owns it.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Makes the eventfd readable for good (until the process drops it).
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // An error can only be EAGAIN (counter saturated), which leaves it signalled anyway.
+        let _ = write(self.0.as_fd(), &one.to_ne_bytes());
+    }
+
+    /// The raw descriptor, for `poll`.
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Whether a process with this PID exists (`kill(pid, 0)`: `EPERM` means it exists but is
+/// not ours, which still makes its lock live).
+pub fn process_alive(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission; nothing is delivered.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// This process's PID.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail and takes no arguments.
+    unsafe { libc::getpid() }
+}
+
+/// The name reverse DNS gives for `ip` (`getnameinfo` with `NI_NAMEREQD`), if any.
+pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
+    let (storage, len) = sockaddr_of(ip);
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes; `host` is a writable buffer of
+    // the length passed; the service buffer is absent (null, 0).
+    let r = unsafe {
+        libc::getnameinfo(
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo wrote a NUL-terminated string into `host`.
+    let name = unsafe { CStr::from_ptr(host.as_ptr()) };
+    name.to_str().ok().map(str::to_owned)
+}
+
+fn sockaddr_of(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match ip {
+        IpAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        IpAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr.s6_addr = v6.octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// The TCP port of a service name from the services database (`getservbyname`).
+///
+/// Only called while a config is loaded, from one thread at a time.
+pub fn service_port(name: &str) -> Option<u16> {
+    let name = CString::new(name).ok()?;
+    let proto = c"tcp";
+    // SAFETY: both arguments are valid NUL-terminated strings; the result is either null or
+    // points to a static servent that we read at once, before any other lookup.
+    let ent = unsafe { libc::getservbyname(name.as_ptr(), proto.as_ptr()) };
+    if ent.is_null() {
+        return None;
+    }
+    // SAFETY: `ent` is non-null and points to a valid servent (see above).
+    let port = unsafe { (*ent).s_port };
+    Some(u16::from_be(port as u16))
+}
+
+/// Sets an integer socket option.
+pub fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int for the whole call and its size is passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Detaches from the terminal the classic way: fork (the parent exits 0), `setsid`, fork
+/// again so the daemon can never reacquire a controlling tty, `chdir /`, stdio to
+/// `/dev/null`. Must be called before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    for step in 0..2 {
+        // SAFETY: fork has no pointer arguments; the caller guarantees no other thread runs,
+        // so the child's copy of every lock is consistent.
+        match cvt(unsafe { libc::fork() })? {
+            0 => {}
+            // SAFETY: _exit ends the parent without running atexit handlers or destructors that
+            // belong to the child now.
+            _ => unsafe { libc::_exit(0) },
+        }
+        if step == 0 {
+            // SAFETY: setsid takes no arguments.
+            cvt(unsafe { libc::setsid() })?;
+        }
+    }
+    std::env::set_current_dir("/")?;
+    let null = open(Path::new("/dev/null"), libc::O_RDWR, 0)?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        cvt(unsafe { libc::dup2(null.as_raw_fd(), target) })?;
+    }
+    Ok(())
+}
+
+/// The signals the daemon handles in its main thread.
+pub struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    /// SIGHUP, SIGINT and SIGTERM.
+    pub fn daemon() -> Self {
+        // SAFETY: sigset_t is plain old data; sigemptyset initialises it before use.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+        }
+        SignalSet(set)
+    }
+
+    /// Blocks these signals in the calling thread and every thread it spawns afterwards, so
+    /// that only `wait` receives them.
+    pub fn block(&self) -> io::Result<()> {
+        // SAFETY: `self.0` is an initialised sigset_t; the old mask is not requested.
+        let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut()) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        }
+    }
+
+    /// Waits for one of these signals (they must be blocked) and returns its number.
+    pub fn wait(&self) -> io::Result<libc::c_int> {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `self.0` is an initialised sigset_t and `sig` is a valid out-pointer.
+        let r = unsafe { libc::sigwait(&self.0, &mut sig) };
+        if r == 0 {
+            Ok(sig)
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventfd_wakes_poll() {
+        let ev = EventFd::new().expect("eventfd");
+        let r = poll(&[(ev.raw(), false)], Some(Duration::ZERO)).expect("poll");
+        assert!(!r[0].read);
+        ev.signal();
+        let r = poll(&[(ev.raw(), false)], Some(Duration::from_secs(1))).expect("poll");
+        assert!(r[0].read);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_pid_zero_is_not() {
+        assert!(process_alive(getpid()));
+        assert!(!process_alive(0));
+    }
+}
