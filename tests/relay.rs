@@ -1,0 +1,195 @@
+//! The byte pump through the real daemon and a real PTY: integrity, hang-up, no stale bytes,
+//! and no leaked thread or descriptor over many sessions.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn one_device(pty: &Pty, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let port = free_port();
+    let conf = format!(
+        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+        pty.slave.display()
+    );
+    (
+        Daemon::start(&conf, extra),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+/// Starts a session and waits until the device is open and bytes flow.
+fn session(pty: &Pty, addr: SocketAddr) -> std::net::TcpStream {
+    let mut c = connect(addr);
+    c.write_all(b"!").expect("write");
+    assert_eq!(
+        pty.read_for(1, WAIT),
+        b"!",
+        "first byte did not reach the device"
+    );
+    c
+}
+
+fn both_ways(pty: &Pty, addr: SocketAddr, len: usize) {
+    let c = session(pty, addr);
+    let up = random_bytes(len, 1);
+    let down = random_bytes(len, 2);
+    let sender = send_in_background(&c, up.clone());
+    let down_copy = down.clone();
+    let master = pty.master.try_clone().expect("dup master");
+    let writer = thread::spawn(move || {
+        let p = Pty {
+            master,
+            slave: Default::default(),
+        };
+        p.write_all(&down_copy);
+        std::mem::forget(p);
+    });
+    let reader = {
+        let mut c = c.try_clone().expect("clone");
+        thread::spawn(move || {
+            let mut got = vec![0u8; len];
+            c.set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("timeout");
+            c.read_exact(&mut got).map(|()| got)
+        })
+    };
+    let got_up = pty.read_for(len, Duration::from_secs(60));
+    let got_down = reader.join().expect("reader").expect("client read");
+    sender.join().expect("sender").expect("client write");
+    writer.join().expect("writer");
+    assert!(
+        got_up == up,
+        "client->device corrupted: {} of {len} bytes",
+        got_up.len()
+    );
+    assert!(got_down == down, "device->client corrupted");
+    c.shutdown(std::net::Shutdown::Both).ok();
+}
+
+#[test]
+fn eight_mib_both_ways_at_once_arrive_intact() {
+    let pty = Pty::new();
+    let (d, addr) = one_device(&pty, &[]);
+    both_ways(&pty, addr, 8 << 20);
+    let line = d
+        .log
+        .wait_for("session end", WAIT)
+        .expect("session end logged");
+    assert!(line.contains(&format!("in {}", (8 << 20) + 1)), "{line}");
+    assert!(line.contains(&format!("out {}", 8 << 20)), "{line}");
+}
+
+#[test]
+fn plain_termios_fallback_relays_too() {
+    // The path qemu-user and old kernels take when the termios2 ioctls fail.
+    let pty = Pty::new();
+    let port = free_port();
+    let conf = format!(
+        "127.0.0.1:{port} {} 9600,7,E,2 127.0.0.1\n",
+        pty.slave.display()
+    );
+    let dir = TempDir::new("plain");
+    let d = {
+        // SAFETY: tests in this binary do not read this variable concurrently.
+        unsafe { std::env::set_var("MODEMD_PLAIN_TERMIOS", "1") };
+        let d = Daemon::start_in(dir, &conf, &["-d"]);
+        // SAFETY: as above.
+        unsafe { std::env::remove_var("MODEMD_PLAIN_TERMIOS") };
+        d
+    };
+    both_ways(&pty, SocketAddr::from(([127, 0, 0, 1], port)), 256 << 10);
+    assert!(
+        d.log.wait_for("with plain termios", WAIT).is_some(),
+        "{}",
+        d.log.all()
+    );
+    assert!(d.log.wait_for("session end", WAIT).is_some());
+}
+
+#[test]
+fn every_byte_value_passes_both_ways() {
+    let pty = Pty::new();
+    let (_d, addr) = one_device(&pty, &[]);
+    let mut c = session(&pty, addr);
+    let all: Vec<u8> = (0..=255u8).collect();
+    c.write_all(&all).expect("write");
+    assert_eq!(pty.read_for(256, WAIT), all, "client->device");
+    pty.write_all(&all);
+    let mut got = vec![0u8; 256];
+    c.read_exact(&mut got).expect("read");
+    assert_eq!(got, all, "device->client");
+}
+
+#[test]
+fn device_is_closed_within_a_second_of_disconnect() {
+    let pty = Pty::new();
+    let (d, addr) = one_device(&pty, &[]);
+    let c = session(&pty, addr);
+    assert!(pty.slave_open());
+    let t = Instant::now();
+    drop(c);
+    assert!(
+        pty.wait_hangup(Duration::from_secs(1)),
+        "device still open 1 s after disconnect"
+    );
+    let line = d.log.wait_for("session end", WAIT).expect("session end");
+    assert!(line.contains("reason client closed"), "{line}");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(d.dir.locks().is_empty(), "lock left: {:?}", d.dir.locks());
+}
+
+#[test]
+fn new_client_never_sees_bytes_sent_before_it_connected() {
+    let pty = Pty::new();
+    let (d, addr) = one_device(&pty, &[]);
+    // The modem talks while nobody is connected (e.g. RING, or the tail of the last call).
+    pty.write_all(b"STALE-BYTES-FROM-BEFORE");
+    let mut c = session(&pty, addr);
+    pty.write_all(b"fresh");
+    let got = read_until(&mut c, b"fresh", WAIT);
+    assert_eq!(got, b"fresh");
+    // And again for the second session: bytes after the first client left are stale too.
+    drop(c);
+    assert!(pty.wait_hangup(WAIT));
+    assert!(d.dir.wait_unlocked(WAIT));
+    pty.write_all(b"LEFTOVER");
+    let mut c = session(&pty, addr);
+    pty.write_all(b"new");
+    assert_eq!(read_until(&mut c, b"new", WAIT), b"new");
+}
+
+#[test]
+fn two_hundred_sessions_leave_threads_and_fds_at_baseline() {
+    let pty = Pty::new();
+    let (d, addr) = one_device(&pty, &[]);
+    let (threads, fds) = (d.threads(), d.fds());
+    for i in 0..200 {
+        let c = session(&pty, addr);
+        drop(c);
+        assert!(
+            pty.wait_hangup(Duration::from_secs(1)),
+            "cycle {i}: device not closed in 1 s"
+        );
+        // The device is closed before it is unlocked, never the other way round.
+        assert!(
+            d.dir.wait_unlocked(Duration::from_secs(1)),
+            "cycle {i}: lock left"
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    while (d.threads(), d.fds()) != (threads, fds) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        (d.threads(), d.fds()),
+        (threads, fds),
+        "threads/fds not back to baseline"
+    );
+    assert!(d.dir.locks().is_empty());
+    assert_eq!(d.log.count("session end"), 200);
+}
