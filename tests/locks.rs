@@ -1,0 +1,137 @@
+//! UUCP locks and shutdown, through the real daemon: the lock is held exactly while a session
+//! uses the device, stale locks are reclaimed, live foreign locks respected, and SIGTERM
+//! leaves nothing behind.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn setup(pty: &Pty, device: &std::path::Path, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let port = free_port();
+    let conf = format!(
+        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+        device.display()
+    );
+    let _ = pty;
+    (
+        Daemon::start(&conf, extra),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+fn start_session(pty: &Pty, addr: SocketAddr) -> std::net::TcpStream {
+    let mut c = connect(addr);
+    c.write_all(b"x").expect("write");
+    assert_eq!(pty.read_for(1, WAIT), b"x", "session did not start");
+    c
+}
+
+#[test]
+fn lock_holds_daemon_pid_during_session_and_goes_within_a_second() {
+    let pty = Pty::new();
+    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    assert!(!lock.exists(), "device locked before any client");
+    let c = start_session(&pty, addr);
+    let content = fs::read_to_string(&lock).expect("lock file during session");
+    assert_eq!(content, format!("{:10}\n", d.pid()));
+    let t = Instant::now();
+    drop(c);
+    assert!(
+        d.dir.wait_unlocked(Duration::from_secs(1)),
+        "lock still there after 1 s"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn lock_is_named_after_the_resolved_device_not_the_symlink() {
+    let pty = Pty::new();
+    let dir = TempDir::new("link");
+    let link = dir.join("modem");
+    std::os::unix::fs::symlink(&pty.slave, &link).expect("symlink");
+    let (d, addr) = setup(&pty, &link, &[]);
+    let _c = start_session(&pty, addr);
+    // Taylor cu: /dev/pts/3 -> LCK..3, whatever name the daemon was given.
+    assert_eq!(d.dir.locks(), [lock_name(&pty.slave)]);
+}
+
+#[test]
+fn stale_lock_of_a_dead_process_is_reclaimed() {
+    let pty = Pty::new();
+    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let mut dead = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let dead_pid = dead.id();
+    dead.wait().expect("wait");
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    fs::write(&lock, format!("{dead_pid:10}\n")).expect("write stale lock");
+    let c = start_session(&pty, addr);
+    assert_eq!(
+        fs::read_to_string(&lock).expect("lock"),
+        format!("{:10}\n", d.pid())
+    );
+    assert!(d.log.wait_for("removed stale lock", WAIT).is_some());
+    drop(c);
+    assert!(d.dir.wait_unlocked(Duration::from_secs(1)));
+}
+
+#[test]
+fn live_foreign_lock_means_busy_and_is_left_alone() {
+    let pty = Pty::new();
+    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    // This test process is alive: its lock is as good as cu's.
+    let foreign = format!("{:10}\n", std::process::id());
+    fs::write(&lock, &foreign).expect("write lock");
+    let mut c = connect(addr);
+    let _ = c.write_all(b"ATZ\r");
+    let got = read_to_close(&mut c, WAIT).expect("busy client not closed");
+    assert!(
+        String::from_utf8_lossy(&got).contains("busy"),
+        "got {got:?}"
+    );
+    assert!(got.ends_with(b"\r\n"));
+    assert!(
+        pty.read_for(1, Duration::from_millis(200)).is_empty(),
+        "bytes reached a busy device"
+    );
+    assert!(!pty.slave_open(), "busy device was opened");
+    assert_eq!(fs::read_to_string(&lock).expect("lock kept"), foreign);
+}
+
+#[test]
+fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
+    let pty = Pty::new();
+    let dir = TempDir::new("pid");
+    let pid_file = dir.join("modemd.pid");
+    let pid_arg = pid_file.to_str().expect("utf-8").to_owned();
+    let (mut d, addr) = setup(&pty, &pty.slave, &["-p", &pid_arg]);
+    assert_eq!(
+        fs::read_to_string(&pid_file).expect("pid file"),
+        format!("{}\n", d.pid())
+    );
+    let _c = start_session(&pty, addr);
+    assert_eq!(d.dir.locks().len(), 1);
+    let t = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait_exit(Duration::from_secs(2))
+        .expect("no exit within 2 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(d.dir.locks().is_empty(), "lock left: {:?}", d.dir.locks());
+    assert!(!pid_file.exists(), "pid file left");
+    assert!(pty.wait_hangup(Duration::from_secs(1)), "device left open");
+    assert!(
+        d.log.wait_for("reason signal", WAIT).is_some(),
+        "{}",
+        d.log.all()
+    );
+}
