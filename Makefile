@@ -39,7 +39,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 test: lint
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 bench:
 	$(CARGO) bench --bench relay
