@@ -9,6 +9,9 @@ pub mod log;
 
 pub mod acl;
 pub mod config;
+pub mod daemon;
+pub mod inetd;
+pub mod listener;
 pub mod lock;
 pub mod relay;
 pub mod serial;

@@ -1,9 +1,10 @@
-//! The command line: options → mode (daemon, check, version, help). Nothing else.
+//! The command line: options → mode (daemon, inetd, check, version, help). Nothing else.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use modemd::{config, log, serial, server, sys};
+use modemd::config::Settings;
+use modemd::{daemon, inetd, log, serial, server, sys};
 
 const DEFAULT_CONFIG: &str = "/etc/modemd.conf";
 const DEFAULT_LOCK_DIR: &str = "/var/lock";
@@ -11,8 +12,9 @@ const DEFAULT_PID_FILE: &str = "/var/run/modemd.pid";
 
 fn usage(opts: &getopts::Options) -> String {
     let brief = "\
-usage: modemd [-n] [-d]... [-c FILE] [-L DIR] [-p FILE]   share serial devices over TCP
-       modemd -t [-c FILE]                               check the config and exit
+usage: modemd [-n] [-d]... [-c FILE] [-L DIR] [-p FILE] [-u USER[:GROUP]]   daemon
+       modemd -t [-c FILE]                                                 check config
+       modemd [-s SETTINGS] [-L DIR] [-d] DEVICE          inetd: one session on fd 0
        modemd -V | -h";
     opts.usage(brief)
 }
@@ -34,34 +36,26 @@ fn options() -> getopts::Options {
         "pid file (default /var/run/modemd.pid as a daemon)",
         "FILE",
     );
+    o.optopt(
+        "u",
+        "",
+        "drop root after binding the listeners",
+        "USER[:GROUP]",
+    );
+    o.optopt(
+        "s",
+        "",
+        "line settings in inetd mode (default 115200,8,N,1)",
+        "SETTINGS",
+    );
     o.optflag("V", "", "print the version");
     o.optflag("h", "", "print this help");
     o
 }
 
-/// Reads and parses the config, printing every problem; `None` if it is unusable.
-fn load(path: &str) -> Option<config::Config> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            modemd::error!("cannot read {path}: {e}");
-            return None;
-        }
-    };
-    match config::parse(path, &text, &sys::service_port) {
-        Ok(c) => {
-            for w in &c.warnings {
-                modemd::warning!("{w}");
-            }
-            Some(c)
-        }
-        Err(errors) => {
-            for e in &errors {
-                modemd::error!("{e}");
-            }
-            None
-        }
-    }
+fn bad_usage(msg: &str) -> ExitCode {
+    eprintln!("modemd: {msg} (modemd -h for help)");
+    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
@@ -69,10 +63,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let m = match opts.parse(&args) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("modemd: {e}\n{}", usage(&opts));
-            return ExitCode::from(2);
-        }
+        Err(e) => return bad_usage(&e.to_string()),
     };
     if m.opt_present("h") {
         print!("{}", usage(&opts));
@@ -82,14 +73,56 @@ fn main() -> ExitCode {
         println!("modemd {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    if let Some(extra) = m.free.first() {
-        eprintln!("modemd: unexpected argument '{extra}' (inetd mode is not implemented yet)");
-        return ExitCode::from(2);
+    if m.free.len() > 1 {
+        return bad_usage("more than one DEVICE");
     }
     log::set_verbosity(m.opt_count("d").min(u8::MAX as usize) as u8);
     serial::force_plain_termios(std::env::var_os("MODEMD_PLAIN_TERMIOS").is_some());
     let config_path = m.opt_str("c").unwrap_or_else(|| DEFAULT_CONFIG.to_owned());
-    let Some(config) = load(&config_path) else {
+    let lock_dir = PathBuf::from(
+        m.opt_str("L")
+            .unwrap_or_else(|| DEFAULT_LOCK_DIR.to_owned()),
+    );
+
+    // inetd mode: a DEVICE argument, or a TCP connection on descriptor 0.
+    let inetd_device = m.free.first();
+    if !m.opt_present("t") && (inetd_device.is_some() || sys::stdin_is_tcp()) {
+        // stderr is the client's connection under inetd.
+        log::use_syslog();
+        let source = match inetd_device {
+            Some(device) => {
+                if !device.starts_with('/') {
+                    modemd::error!("relative device path '{device}' (expected /dev/...)");
+                    return ExitCode::FAILURE;
+                }
+                let settings = match m.opt_str("s").map(|s| s.parse::<Settings>()) {
+                    None => Settings::default(),
+                    Some(Ok(s)) => s,
+                    Some(Err(e)) => {
+                        modemd::error!("-s: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                inetd::Source::Device {
+                    device: PathBuf::from(device),
+                    settings,
+                }
+            }
+            None => match server::load(&config_path) {
+                Some(config) => inetd::Source::Config(config),
+                None => return ExitCode::FAILURE,
+            },
+        };
+        return match inetd::run(source, lock_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                modemd::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let Some(config) = server::load(&config_path) else {
         return ExitCode::FAILURE;
     };
     if m.opt_present("t") {
@@ -100,18 +133,25 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let user = match m.opt_str("u").map(|spec| daemon::identity(&spec)) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => {
+            modemd::error!("-u: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let daemon = !m.opt_present("n");
     let pid_file = m
         .opt_str("p")
         .or_else(|| daemon.then(|| DEFAULT_PID_FILE.to_owned()))
         .map(PathBuf::from);
     let opts = server::Options {
-        lock_dir: PathBuf::from(
-            m.opt_str("L")
-                .unwrap_or_else(|| DEFAULT_LOCK_DIR.to_owned()),
-        ),
+        config_path,
+        lock_dir,
         pid_file,
         daemon,
+        user,
     };
     match server::run(config, opts) {
         Ok(()) => ExitCode::SUCCESS,

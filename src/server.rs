@@ -1,36 +1,40 @@
-//! The daemon: one blocking listener thread per `LISTEN`, one thread per accepted client, and
-//! the main thread waiting for signals.
+//! The daemon: listeners, reload and shutdown, driven by signals in the main thread.
 //!
 //! Signals are blocked in every thread and taken synchronously with `sigwait` by the main
-//! thread, so no code runs in a signal handler. On SIGTERM/SIGINT every session is stopped
-//! (hang-up, unlock) and waited for, the pid file removed, and `run` returns.
+//! thread, so no code runs in a signal handler. SIGHUP re-reads the config: listeners whose
+//! `LISTEN` stays keep their socket (no moment without a listener) and get the new pool, new
+//! ones start, removed ones stop; live sessions are not touched. A config with any error is
+//! rejected whole and the running one keeps serving. SIGTERM/SIGINT stop accepting, end every
+//! session (hang-up, unlock), wait for them, remove the pid file and return.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use crate::config::{Config, Listen, Pool};
-use crate::session::{self, Context, Registry};
-use crate::sys::SignalSet;
+use crate::config::{self, Config, Listen};
+use crate::daemon::{self, PidError, PidFile};
+use crate::listener::{Bound, Running};
+use crate::session::{Context, Registry};
+use crate::sys::{self, Identity, SignalSet};
 
-/// Stack of a session thread: it runs the resolver (getaddrinfo/getnameinfo), whose glibc
-/// implementation wants tens of KiB; the pages are only committed if used.
-pub const SESSION_STACK: usize = 256 * 1024;
 /// How long SIGTERM waits for sessions to hang up and unlock.
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(1500);
 
 /// What the daemon needs besides the config.
 pub struct Options {
+    /// The config file, re-read on SIGHUP.
+    pub config_path: String,
     /// UUCP lock directory.
     pub lock_dir: PathBuf,
     /// Pid file to write after binding and remove at exit.
     pub pid_file: Option<PathBuf>,
     /// Detach and log to syslog once the listeners are bound.
     pub daemon: bool,
+    /// Whom to become after binding.
+    pub user: Option<Identity>,
 }
 
 /// Why the daemon could not start.
@@ -43,14 +47,9 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
-    /// The pid file could not be written.
-    PidFile {
-        /// Its path.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// A thread or the signal mask could not be set up.
+    /// The pid file stops us.
+    Pid(PidError),
+    /// Detaching, dropping privileges, a thread or the signal mask failed.
     Setup {
         /// What.
         what: &'static str,
@@ -63,9 +62,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { listen, source } => write!(f, "cannot listen on {listen}: {source}"),
-            Error::PidFile { path, source } => {
-                write!(f, "cannot write pid file {}: {source}", path.display())
-            }
+            Error::Pid(e) => write!(f, "{e}"),
             Error::Setup { what, source } => write!(f, "cannot {what}: {source}"),
         }
     }
@@ -74,75 +71,104 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. }
-            | Error::PidFile { source, .. }
-            | Error::Setup { source, .. } => Some(source),
+            Error::Bind { source, .. } | Error::Setup { source, .. } => Some(source),
+            Error::Pid(e) => Some(e),
         }
     }
 }
 
-/// Binds `listen`. A bare port takes `[::]` (IPv4 clients arrive as mapped addresses) and
-/// falls back to `0.0.0.0` on a kernel without IPv6.
-pub fn bind(listen: Listen) -> Result<TcpListener, Error> {
-    let result = match listen {
-        Listen::Addr(addr) => TcpListener::bind(addr),
-        Listen::Port(port) => TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
-            .or_else(|e| match e.raw_os_error() {
-                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
-                    TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
-                }
-                _ => Err(e),
-            }),
+fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Setup { what, source }
+}
+
+/// Reads and parses a config file; logs every problem. `None` if it is unusable.
+pub fn load(path: &str) -> Option<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            crate::error!("cannot read {path}: {e}");
+            return None;
+        }
     };
-    result.map_err(|source| Error::Bind { listen, source })
+    match config::parse(path, &text, &sys::service_port) {
+        Ok(c) => {
+            for w in &c.warnings {
+                crate::warning!("{w}");
+            }
+            Some(c)
+        }
+        Err(errors) => {
+            for e in &errors {
+                crate::error!("{e}");
+            }
+            None
+        }
+    }
+}
+
+fn bind_all(config: Config) -> Result<Vec<Bound>, Error> {
+    config
+        .pools
+        .into_iter()
+        .map(|pool| {
+            let listen = pool.listen;
+            Bound::new(pool).map_err(|source| Error::Bind { listen, source })
+        })
+        .collect()
+}
+
+/// Everything after binding that can still fail start-up.
+fn start(
+    bound: Vec<Bound>,
+    opts: &Options,
+    ctx: &Arc<Context>,
+) -> Result<(Option<PidFile>, Vec<Running>), Error> {
+    let pid_file = match &opts.pid_file {
+        Some(path) => Some(PidFile::write(path).map_err(Error::Pid)?),
+        None => None,
+    };
+    if let Some(id) = &opts.user {
+        sys::become_user(id).map_err(setup("drop privileges"))?;
+        crate::info!("running as uid {} gid {}", id.uid, id.gid);
+    }
+    let running = bound
+        .into_iter()
+        .map(|b| b.start(ctx))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(setup("start a listener"))?;
+    Ok((pid_file, running))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config, opts: Options) -> Result<(), Error> {
     let signals = SignalSet::daemon();
     // Before any thread exists, so that every thread inherits the mask.
-    signals.block().map_err(|source| Error::Setup {
-        what: "block signals",
-        source,
-    })?;
-    let listeners = config
-        .pools
-        .into_iter()
-        .map(|pool| Ok((bind(pool.listen)?, Arc::new(pool))))
-        .collect::<Result<Vec<_>, Error>>()?;
-    if opts.daemon {
-        crate::sys::daemonize().map_err(|source| Error::Setup {
-            what: "become a daemon",
-            source,
-        })?;
-        crate::log::use_syslog();
+    signals.block().map_err(setup("block signals"))?;
+    if let Some(path) = &opts.pid_file {
+        daemon::check_not_running(path).map_err(Error::Pid)?;
     }
-    let _pid_file = match &opts.pid_file {
-        Some(path) => Some(PidFile::write(path)?),
-        None => None,
+    let bound = bind_all(config)?;
+    let detached = if opts.daemon {
+        let d = sys::daemonize().map_err(setup("become a daemon"))?;
+        crate::log::use_syslog();
+        Some(d)
+    } else {
+        None
     };
     let ctx = Arc::new(Context {
-        lock_dir: opts.lock_dir,
+        lock_dir: opts.lock_dir.clone(),
         registry: Registry::default(),
     });
-    for (listener, pool) in listeners {
-        let ctx = Arc::clone(&ctx);
-        let name = format!("accept {}", pool.listen);
-        crate::info!("listening on {}", describe(&listener, &pool));
-        thread::Builder::new()
-            .name(name)
-            .stack_size(SESSION_STACK)
-            .spawn(move || accept_loop(&listener, &pool, &ctx))
-            .map_err(|source| Error::Setup {
-                what: "start listener thread",
-                source,
-            })?;
+    let started = start(bound, &opts, &ctx);
+    if let Some(d) = detached {
+        d.report(started.as_ref().map(|_| ()).map_err(ToString::to_string));
     }
+    let (pid_file, running) = started?;
+    let mut listeners: HashMap<Listen, Running> =
+        running.into_iter().map(|r| (r.listen(), r)).collect();
     loop {
         match signals.wait() {
-            Ok(libc::SIGHUP) => {
-                crate::warning!("SIGHUP: reloading is not supported yet; restart to apply changes")
-            }
+            Ok(libc::SIGHUP) => reload(&opts.config_path, &mut listeners, &ctx),
             Ok(_) => break,
             Err(e) => {
                 crate::error!("sigwait: {e}");
@@ -151,66 +177,41 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
         }
     }
     crate::info!("shutting down");
+    listeners.clear();
     ctx.registry.stop_all();
     let left = ctx.registry.wait_empty(SHUTDOWN_WAIT);
     if left > 0 {
         crate::error!("{left} sessions did not end in time");
     }
+    drop(pid_file);
     Ok(())
 }
 
-fn describe(listener: &TcpListener, pool: &Pool) -> String {
-    match listener.local_addr() {
-        Ok(addr) => addr.to_string(),
-        Err(_) => pool.listen.to_string(),
-    }
-}
-
-fn accept_loop(listener: &TcpListener, pool: &Arc<Pool>, ctx: &Arc<Context>) {
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let pool = Arc::clone(pool);
-                let ctx = Arc::clone(ctx);
-                let spawned = thread::Builder::new()
-                    .name("session".into())
-                    .stack_size(SESSION_STACK)
-                    .spawn(move || session::serve(stream, &pool, &ctx));
-                if let Err(e) = spawned {
-                    crate::error!("cannot start a session thread: {e}");
-                }
+/// Applies the config file anew; on any error the running config stays.
+fn reload(path: &str, listeners: &mut HashMap<Listen, Running>, ctx: &Arc<Context>) {
+    crate::info!("SIGHUP: reloading {path}");
+    let Some(config) = load(path) else {
+        crate::error!("{path} has errors; keeping the running configuration");
+        return;
+    };
+    let mut wanted: HashMap<Listen, config::Pool> =
+        config.pools.into_iter().map(|p| (p.listen, p)).collect();
+    // Stop removed listeners first: a new LISTEN may need their port.
+    listeners.retain(|listen, _| wanted.contains_key(listen));
+    for (listen, running) in listeners.iter() {
+        if let Some(pool) = wanted.remove(listen) {
+            if running.pool_differs(&pool) {
+                crate::info!("new devices or hosts for {listen}");
+                running.replace_pool(pool);
             }
-            Err(e) => match e.raw_os_error() {
-                // Out of descriptors or memory: accepting again at once would spin.
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    crate::error!("accept on {}: {e}", pool.listen);
-                    thread::sleep(Duration::from_millis(100));
-                }
-                _ => crate::debug!("accept on {}: {e}", pool.listen),
-            },
         }
     }
-}
-
-/// The pid file, removed when dropped.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn write(path: &Path) -> Result<PidFile, Error> {
-        std::fs::write(path, format!("{}\n", crate::sys::getpid())).map_err(|source| {
-            Error::PidFile {
-                path: path.to_owned(),
-                source,
+    for (listen, pool) in wanted {
+        match Bound::new(pool).and_then(|b| b.start(ctx)) {
+            Ok(r) => {
+                listeners.insert(listen, r);
             }
-        })?;
-        Ok(PidFile(path.to_owned()))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.0) {
-            crate::error!("cannot remove pid file {}: {e}", self.0.display());
+            Err(e) => crate::error!("cannot listen on {listen}: {e}"),
         }
     }
 }

@@ -264,29 +264,194 @@ pub fn setsockopt_int(
     Ok(())
 }
 
-/// Detaches from the terminal the classic way: fork (the parent exits 0), `setsid`, fork
-/// again so the daemon can never reacquire a controlling tty, `chdir /`, stdio to
-/// `/dev/null`. Must be called before any thread is started.
-pub fn daemonize() -> io::Result<()> {
-    for step in 0..2 {
-        // SAFETY: fork has no pointer arguments; the caller guarantees no other thread runs,
-        // so the child's copy of every lock is consistent.
-        match cvt(unsafe { libc::fork() })? {
-            0 => {}
-            // SAFETY: _exit ends the parent without running atexit handlers or destructors that
-            // belong to the child now.
-            _ => unsafe { libc::_exit(0) },
+/// The write end of the start-up pipe of a daemon that just detached: the waiting parent
+/// exits 0 when told the daemon is up, or prints the error and exits 1.
+pub struct Detached(OwnedFd);
+
+impl Detached {
+    /// Reports how start-up ended; consumes the pipe.
+    pub fn report(self, result: Result<(), String>) {
+        let msg = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        let _ = write(self.0.as_fd(), msg.as_bytes());
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Detaches from the terminal the classic way: fork, `setsid`, fork again (so the daemon can
+/// never reacquire a controlling tty), `chdir /`, stdio to `/dev/null`. The original process
+/// stays until the daemon reports through the returned [`Detached`], so that the exit status
+/// of `modemd` says whether the daemon really started. Call it before starting any thread.
+pub fn daemonize() -> io::Result<Detached> {
+    let (rx, tx) = pipe()?;
+    // SAFETY: fork has no pointer arguments; no other thread exists (caller's contract).
+    if cvt(unsafe { libc::fork() })? != 0 {
+        drop(tx);
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = retry(|| read(rx.as_fd(), &mut buf)) {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
         }
-        if step == 0 {
-            // SAFETY: setsid takes no arguments.
-            cvt(unsafe { libc::setsid() })?;
-        }
+        let code = match answer.as_slice() {
+            b"ok" => 0,
+            [] => {
+                eprintln!("modemd: the daemon exited during start-up");
+                1
+            }
+            msg => {
+                eprintln!("modemd: {}", String::from_utf8_lossy(msg));
+                1
+            }
+        };
+        // SAFETY: _exit ends the waiting parent without running destructors that now belong
+        // to the daemon (pid file guard, listeners).
+        unsafe { libc::_exit(code) };
+    }
+    drop(rx);
+    // SAFETY: setsid takes no arguments.
+    cvt(unsafe { libc::setsid() })?;
+    // SAFETY: as for the first fork.
+    if cvt(unsafe { libc::fork() })? != 0 {
+        // SAFETY: the middle process only existed to give up session leadership.
+        unsafe { libc::_exit(0) };
     }
     std::env::set_current_dir("/")?;
+    null_stdio(0)?;
+    Ok(Detached(tx))
+}
+
+/// Points the standard descriptors from `first` to 2 at `/dev/null`.
+pub fn null_stdio(first: RawFd) -> io::Result<()> {
     let null = open(Path::new("/dev/null"), libc::O_RDWR, 0)?;
-    for target in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+    for target in first..3 {
+        // SAFETY: dup2 onto a standard descriptor, which this process owns.
         cvt(unsafe { libc::dup2(null.as_raw_fd(), target) })?;
+    }
+    Ok(())
+}
+
+/// Whether descriptor 0 is a connected TCP socket, as inetd hands a server.
+pub fn stdin_is_tcp() -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are valid out-pointers of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            0,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == -1 || ty != libc::SOCK_STREAM {
+        return false;
+    }
+    // SAFETY: sockaddr_storage is plain old data, large enough for any address.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss` and `len` are valid out-pointers of the sizes given.
+    let r =
+        unsafe { libc::getsockname(0, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) };
+    r == 0 && matches!(ss.ss_family as libc::c_int, libc::AF_INET | libc::AF_INET6)
+}
+
+/// A user (and group) to run as, looked up once at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name, for `initgroups`.
+    pub name: CString,
+    /// User ID.
+    pub uid: libc::uid_t,
+    /// Group ID: the named group, or the user's primary group.
+    pub gid: libc::gid_t,
+}
+
+/// Looks up `user` and optionally `group` in the passwd and group databases.
+pub fn lookup_identity(user: &str, group: Option<&str>) -> io::Result<Identity> {
+    let not_found = |what: &str, name: &str| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no such {what} '{name}'"))
+    };
+    let name = CString::new(user).map_err(|_| not_found("user", user))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain old data, filled by getpwnam_r.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf.len()` is the buffer's size.
+    let r = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    if result.is_null() {
+        return Err(not_found("user", user));
+    }
+    let mut gid = pw.pw_gid;
+    if let Some(group) = group {
+        let gname = CString::new(group).map_err(|_| not_found("group", group))?;
+        // SAFETY: group is plain old data, filled by getgrnam_r.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut gresult: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: as for getpwnam_r.
+        let r = unsafe {
+            libc::getgrnam_r(
+                gname.as_ptr(),
+                &mut gr,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut gresult,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        if gresult.is_null() {
+            return Err(not_found("group", group));
+        }
+        gid = gr.gr_gid;
+    }
+    Ok(Identity {
+        name,
+        uid: pw.pw_uid,
+        gid,
+    })
+}
+
+/// Becomes `id` for good: supplementary groups (`initgroups`), then group, then user, then
+/// checks that root cannot be regained. Call it before starting any thread.
+pub fn become_user(id: &Identity) -> io::Result<()> {
+    // SAFETY: `id.name` is a valid C string; the others take plain integers.
+    unsafe {
+        cvt(libc::initgroups(id.name.as_ptr(), id.gid))?;
+        cvt(libc::setgid(id.gid))?;
+        cvt(libc::setuid(id.uid))?;
+    }
+    // SAFETY: setuid/getuid take plain integers.
+    let regained = id.uid != 0 && unsafe { libc::setuid(0) } == 0;
+    if regained {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "root privileges could be regained after setuid",
+        ));
     }
     Ok(())
 }

@@ -1,0 +1,160 @@
+//! One listening socket and the thread that accepts on it.
+//!
+//! The thread waits in `poll` on the socket and an eventfd, so a reload can stop a listener
+//! whose `LISTEN` left the config without disturbing the others. The pool behind a listener
+//! can be swapped while it runs (a reload that changes devices or `HOSTS` of a port that
+//! stays): new clients get the new pool, live sessions keep the one they started with.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::config::{Listen, Pool};
+use crate::session::{self, Context};
+use crate::sys::{self, EventFd};
+
+/// Stack of session and listener threads: the session runs the resolver
+/// (getaddrinfo/getnameinfo), whose glibc implementation wants tens of KiB; untouched pages
+/// cost no memory.
+pub const SESSION_STACK: usize = 256 * 1024;
+
+/// Binds `listen`. A bare port takes `[::]` (IPv4 clients arrive as mapped addresses) and
+/// falls back to `0.0.0.0` on a kernel without IPv6.
+pub fn bind(listen: Listen) -> io::Result<TcpListener> {
+    match listen {
+        Listen::Addr(addr) => TcpListener::bind(addr),
+        Listen::Port(port) => TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
+                    TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+                }
+                _ => Err(e),
+            }),
+    }
+}
+
+/// A bound socket, before its thread runs.
+pub struct Bound {
+    socket: TcpListener,
+    pool: Pool,
+}
+
+impl Bound {
+    /// Binds the pool's `LISTEN`.
+    pub fn new(pool: Pool) -> io::Result<Bound> {
+        let socket = bind(pool.listen)?;
+        // Non-blocking: poll said "readable" but the client may have reset meanwhile.
+        socket.set_nonblocking(true)?;
+        Ok(Bound { socket, pool })
+    }
+
+    /// Starts accepting; clients are served with `ctx`.
+    pub fn start(self, ctx: &Arc<Context>) -> io::Result<Running> {
+        let listen = self.pool.listen;
+        let pool = Arc::new(Mutex::new(Arc::new(self.pool)));
+        let stop = Arc::new(EventFd::new()?);
+        crate::info!("listening on {}", describe(&self.socket, listen));
+        let thread = {
+            let (pool, stop, ctx) = (Arc::clone(&pool), Arc::clone(&stop), Arc::clone(ctx));
+            let socket = self.socket;
+            thread::Builder::new()
+                .name(format!("accept {listen}"))
+                .stack_size(SESSION_STACK)
+                .spawn(move || accept_loop(&socket, &pool, &stop, &ctx))?
+        };
+        Ok(Running {
+            listen,
+            pool,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A listener whose thread is accepting.
+pub struct Running {
+    listen: Listen,
+    pool: Arc<Mutex<Arc<Pool>>>,
+    stop: Arc<EventFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn listen(&self) -> Listen {
+        self.listen
+    }
+
+    /// Serves new clients from `pool` from now on.
+    pub fn replace_pool(&self, pool: Pool) {
+        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(pool);
+    }
+
+    /// Whether the pool differs from `pool`.
+    pub fn pool_differs(&self, pool: &Pool) -> bool {
+        **self.pool.lock().unwrap_or_else(|p| p.into_inner()) != *pool
+    }
+}
+
+impl Drop for Running {
+    /// Stops accepting and closes the socket before returning, so the port is free again.
+    fn drop(&mut self) {
+        self.stop.signal();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        crate::info!("stopped listening on {}", self.listen);
+    }
+}
+
+fn describe(socket: &TcpListener, listen: Listen) -> String {
+    socket
+        .local_addr()
+        .map_or_else(|_| listen.to_string(), |a| a.to_string())
+}
+
+fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ctx: &Arc<Context>) {
+    let fds = [(socket.as_raw_fd(), false), (stop.raw(), false)];
+    loop {
+        match sys::poll(&fds, None) {
+            Ok(ready) if ready[1].read => return,
+            Ok(_) => {}
+            Err(e) => {
+                crate::error!("poll: {e}");
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        }
+        match socket.accept() {
+            Ok((stream, _)) => {
+                // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so anyway: the
+                // relay relies on blocking socket I/O.
+                if let Err(e) = stream.set_nonblocking(false) {
+                    crate::error!("accept: {e}");
+                    continue;
+                }
+                let pool = Arc::clone(&pool.lock().unwrap_or_else(|p| p.into_inner()));
+                let ctx = Arc::clone(ctx);
+                let spawned = thread::Builder::new()
+                    .name("session".into())
+                    .stack_size(SESSION_STACK)
+                    .spawn(move || session::serve(stream, &pool, &ctx));
+                if let Err(e) = spawned {
+                    crate::error!("cannot start a session thread: {e}");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => match e.raw_os_error() {
+                // Out of descriptors or memory: accepting again at once would spin.
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                    crate::error!("accept: {e}");
+                    thread::sleep(Duration::from_millis(100));
+                }
+                _ => crate::debug!("accept: {e}"),
+            },
+        }
+    }
+}
