@@ -1,0 +1,206 @@
+//! modemd as a Unix daemon: detaching with a pid file written after binding, syslog,
+//! refusing a second start, a clear failure when a port is taken, and `-u`.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+
+/// Only one test at a time may own /dev/log.
+static DEV_LOG: Mutex<()> = Mutex::new(());
+
+/// A syslog socket at /dev/log for the length of a test (this machine runs no syslogd).
+struct Syslog(UnixDatagram);
+
+impl Syslog {
+    fn bind() -> Option<Syslog> {
+        let path = Path::new("/dev/log");
+        if path.exists() {
+            // A real syslog daemon owns it; we cannot capture without disturbing it.
+            return None;
+        }
+        let sock = UnixDatagram::bind(path).expect("bind /dev/log (tests run as root)");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        Some(Syslog(sock))
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut buf = [0u8; 2048];
+        while std::time::Instant::now() < deadline {
+            if let Ok(n) = self.0.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Syslog {
+    fn drop(&mut self) {
+        let _ = fs::remove_file("/dev/log");
+    }
+}
+
+#[test]
+fn daemon_mode_pid_file_syslog_and_sigterm() {
+    let _guard = DEV_LOG.lock().unwrap_or_else(|p| p.into_inner());
+    let syslog = Syslog::bind();
+    let pty = Pty::new();
+    let dir = TempDir::new("daemon");
+    let port = free_port();
+    let conf = dir.join("modemd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+            pty.slave.display()
+        ),
+    )
+    .expect("write config");
+    let pid_file = dir.join("modemd.pid");
+    let start = || {
+        let mut cmd = modemd_command();
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg("-L")
+            .arg(dir.path())
+            .arg("-p")
+            .arg(&pid_file);
+        run_bounded(&mut cmd, Duration::from_secs(10))
+    };
+    // The starting process returns only once the daemon is up.
+    let out = start();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid file exists when modemd returns")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(!wait_gone(pid, Duration::ZERO), "daemon not running");
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .expect("comm")
+            .trim(),
+        "modemd"
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = connect(addr);
+    c.write_all(b"up").expect("write");
+    assert_eq!(pty.read_for(2, WAIT), b"up", "daemon does not serve");
+    drop(c);
+
+    if let Some(log) = &syslog {
+        // facility daemon (3) * 8 + info (6) = 30; ident modemd with the daemon's PID.
+        let line = log.wait_for("listening on", WAIT).expect("no syslog line");
+        assert!(line.starts_with("<30>"), "{line}");
+        assert!(
+            line.contains(&format!("modemd[{pid}]: listening on 127.0.0.1:{port}")),
+            "{line}"
+        );
+        assert!(
+            log.wait_for("session end", WAIT).is_some(),
+            "session not logged to syslog"
+        );
+    } else {
+        eprintln!("note: /dev/log belongs to a syslog daemon here; syslog lines not checked");
+    }
+
+    // A second start with the same pid file is refused and leaves the first alone.
+    let again = start();
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains(&format!("already running as process {pid}")),
+        "{err}"
+    );
+    assert!(!wait_gone(pid, Duration::ZERO));
+
+    // SAFETY: kill on a PID we just read from our own daemon's pid file.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(
+        wait_gone(pid, Duration::from_secs(2)),
+        "daemon still alive after SIGTERM"
+    );
+    assert!(!pid_file.exists(), "pid file left after SIGTERM");
+    assert!(dir.locks().is_empty());
+}
+
+#[test]
+fn a_port_in_use_fails_start_up_naming_the_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = TempDir::new("inuse");
+    let conf = dir.join("modemd.conf");
+    fs::write(
+        &conf,
+        format!("127.0.0.1:{port} /dev/ttyS9 9600,8,N,1 127.0.0.1\n"),
+    )
+    .expect("w");
+    for foreground in [true, false] {
+        let mut cmd = modemd_command();
+        if foreground {
+            cmd.arg("-n");
+        }
+        cmd.arg("-c").arg(&conf).arg("-p").arg(dir.join("pid"));
+        let out = run_bounded(&mut cmd, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "started on a taken port");
+        assert!(
+            err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("in use"),
+            "foreground={foreground}: {err}"
+        );
+        assert!(
+            !dir.join("pid").exists(),
+            "pid file written although start failed"
+        );
+    }
+}
+
+#[test]
+fn dash_u_drops_to_the_user_after_binding() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: not root; -u cannot be tested here");
+        return;
+    }
+    let pty = Pty::new();
+    fs::set_permissions(&pty.slave, fs::Permissions::from_mode(0o666)).expect("chmod pty");
+    let dir = TempDir::new("user");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).expect("chmod dir");
+    // Port below 1024: only root can bind it, so serving proves "bind, then drop".
+    let port = (600..1000)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("port");
+    let conf = format!(
+        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+        pty.slave.display()
+    );
+    let d = Daemon::start_in(dir, &conf, &["-u", "nobody"]);
+    let (uid, gid) = ids_of(d.pid());
+    assert_eq!(uid, "65534 65534 65534 65534");
+    assert_eq!(gid, "65534 65534 65534 65534");
+    // Sessions now lock and open as nobody.
+    let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    c.write_all(b"hi").expect("write");
+    assert_eq!(pty.read_for(2, WAIT), b"hi");
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    let meta = fs::metadata(&lock).expect("lock");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}

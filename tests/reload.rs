@@ -1,0 +1,142 @@
+//! SIGHUP: a new port starts while a live session keeps flowing; a broken file is rejected
+//! whole; a removed port stops accepting.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+fn line(port: u16, dev: &std::path::Path) -> String {
+    format!(
+        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+        dev.display()
+    )
+}
+
+/// Round trips on a data-mode session until told to stop; returns how many were verified.
+fn keep_flowing(mut c: TcpStream, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        let mut n = 0;
+        let mut buf = [0u8; 64];
+        while !stop.load(Ordering::Relaxed) {
+            let msg = random_bytes(64, n as u64 + 1)
+                .iter()
+                .map(|b| b'a' + b % 26)
+                .collect::<Vec<_>>();
+            c.write_all(&msg)
+                .expect("session broke during reload (write)");
+            c.read_exact(&mut buf)
+                .expect("session broke during reload (read)");
+            assert_eq!(buf[..], msg[..], "session bytes corrupted during reload");
+            n += 1;
+        }
+        n
+    })
+}
+
+fn reload(d: &Daemon, text: &str, expect: &str) {
+    let before = d.log.count(expect);
+    fs::write(&d.config, text).expect("rewrite config");
+    d.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + WAIT;
+    while d.log.count(expect) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no '{expect}' after SIGHUP:\n{}",
+            d.log.all()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
+    let sim = Sim::start(&[]);
+    let pty_b = Pty::new();
+    let (port_a, port_b) = (free_port(), free_port());
+    let addr_a = SocketAddr::from(([127, 0, 0, 1], port_a));
+    let addr_b = SocketAddr::from(([127, 0, 0, 1], port_b));
+    let d = Daemon::start(&line(port_a, &sim.device), &[]);
+
+    let mut c = connect(addr_a);
+    c.write_all(b"ATDT1\r").expect("dial");
+    assert!(read_until(&mut c, b"CONNECT 115200\r\n", WAIT).ends_with(b"CONNECT 115200\r\n"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flow = keep_flowing(c, Arc::clone(&stop));
+
+    // Add port B.
+    let both = format!(
+        "{}{}",
+        line(port_a, &sim.device),
+        line(port_b, &pty_b.slave)
+    );
+    reload(&d, &both, &format!("listening on 127.0.0.1:{port_b}"));
+    let mut b = connect(addr_b);
+    b.write_all(b"to B").expect("write");
+    assert_eq!(pty_b.read_for(4, WAIT), b"to B", "new port does not serve");
+    drop(b);
+    assert!(pty_b.wait_hangup(WAIT));
+    let lock_b = d.dir.join(&lock_name(&pty_b.slave));
+    let deadline = std::time::Instant::now() + WAIT;
+    while lock_b.exists() && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!lock_b.exists(), "B still locked");
+
+    // A broken file changes nothing.
+    let broken = format!(
+        "{}127.0.0.1:{} /dev/ttyS0 115200,8,X,1\n",
+        both,
+        free_port()
+    );
+    reload(&d, &broken, "keeping the running configuration");
+    assert!(
+        d.log
+            .wait_for("modemd.conf:3: bad parity 'X'", WAIT)
+            .is_some(),
+        "{}",
+        d.log.all()
+    );
+    let mut b = connect(addr_b);
+    b.write_all(b"still").expect("write");
+    assert_eq!(
+        pty_b.read_for(5, WAIT),
+        b"still",
+        "port B lost by a broken reload"
+    );
+    drop(b);
+    // Port A still listens: its only modem is in use, so a second client reads busy.
+    let mut a2 = connect(addr_a);
+    let got = read_to_close(&mut a2, WAIT).expect("second client on A not closed");
+    assert!(String::from_utf8_lossy(&got).contains("busy"), "{got:?}");
+
+    // Remove port B.
+    reload(
+        &d,
+        &line(port_a, &sim.device),
+        &format!("stopped listening on {addr_b}"),
+    );
+    assert!(
+        TcpStream::connect_timeout(&addr_b, WAIT).is_err(),
+        "removed port still accepts"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let trips = flow
+        .join()
+        .expect("the session on port A broke during the reloads");
+    assert!(trips > 0);
+    // Both sessions on B, and the one on A now that its client left.
+    let deadline = std::time::Instant::now() + WAIT;
+    while d.log.count("session end") < 3 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(d.log.count("session end"), 3, "{}", d.log.all());
+}
