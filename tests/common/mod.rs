@@ -266,6 +266,13 @@ pub fn modemd_command() -> Command {
 pub struct LogLines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl LogLines {
+    /// Collects the lines of `stream` (a child's stderr) from now on.
+    pub fn of(stream: impl Read + Send + 'static) -> LogLines {
+        let lines = LogLines::default();
+        lines.clone().collect(stream);
+        lines
+    }
+
     fn collect(self, stream: impl Read + Send + 'static) -> thread::JoinHandle<()> {
         thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
@@ -330,6 +337,17 @@ impl Daemon {
     }
 
     pub fn start_in(dir: TempDir, config_text: &str, extra: &[&str]) -> Daemon {
+        let lock_dir = dir.path().to_owned();
+        Self::start_locking(dir, &lock_dir, config_text, extra)
+    }
+
+    /// Like `start_in`, with locks in `lock_dir` (e.g. the system's, to meet `cu`).
+    pub fn start_locking(
+        dir: TempDir,
+        lock_dir: &Path,
+        config_text: &str,
+        extra: &[&str],
+    ) -> Daemon {
         let config = dir.join("modemd.conf");
         fs::write(&config, config_text).expect("write config");
         let mut child = modemd_command()
@@ -337,7 +355,7 @@ impl Daemon {
             .arg("-c")
             .arg(&config)
             .arg("-L")
-            .arg(dir.path())
+            .arg(lock_dir)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -685,4 +703,14 @@ pub fn ids_of(pid: i32) -> (String, String) {
             .expect("id line")
     };
     (get("Uid:"), get("Gid:"))
+}
+
+/// A child process that is killed and reaped on drop, whatever way a test ends.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
