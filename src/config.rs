@@ -19,6 +19,8 @@ use crate::acl::{HostList, PatternError};
 pub const MAX_LINE: usize = 4096;
 /// Most entries (device lines) in one file.
 pub const MAX_ENTRIES: usize = 1024;
+/// Most errors reported for one file; the rest are counted.
+pub const MAX_ERRORS: usize = 100;
 const MAX_BAUD: u32 = 4_000_000;
 const MIN_BAUD: u32 = 50;
 
@@ -208,6 +210,17 @@ pub enum ErrorKind {
     BadHosts(PatternError),
     /// An option this version does not know, or a malformed one.
     BadOption(String),
+    /// Two `LISTEN`s that cannot both be bound (`5800` and `127.0.0.1:5800`).
+    OverlappingListen {
+        /// This line's listen address.
+        listen: Listen,
+        /// The other one.
+        other: Listen,
+        /// Where the other one first appears.
+        first: usize,
+    },
+    /// More than [`MAX_ERRORS`] errors; this many more were not listed.
+    MoreErrors(usize),
     /// The device already appears on an earlier line.
     DuplicateDevice {
         /// The device path.
@@ -251,6 +264,15 @@ impl fmt::Display for ErrorKind {
             BadStopBits(s) => write!(f, "bad stop bits '{s}' (expected 1 or 2)"),
             BadHosts(e) => write!(f, "{e}"),
             BadOption(s) => write!(f, "unknown option '{s}'"),
+            OverlappingListen {
+                listen,
+                other,
+                first,
+            } => write!(
+                f,
+                "listen address {listen} overlaps {other} on line {first} (one of them would fail to bind)"
+            ),
+            MoreErrors(n) => write!(f, "{n} more errors not shown"),
             DuplicateDevice { device, first } => {
                 write!(f, "device {device} is already used on line {first}")
             }
@@ -339,6 +361,23 @@ fn parse_listen(s: &str, services: &dyn Fn(&str) -> Option<u16>) -> Result<Liste
     }
 }
 
+/// Whether binding `a` keeps `b` from binding: same port, and one of them takes every
+/// address of the other's family (a bare port and `[::]` take both families).
+fn overlap(a: Listen, b: Listen) -> bool {
+    fn covers(a: Listen, b: Listen) -> bool {
+        match a {
+            Listen::Port(_) => true,
+            Listen::Addr(x) if x.ip() == IpAddr::from([0u8; 16]) => true,
+            Listen::Addr(x) if x.ip() == IpAddr::from([0u8; 4]) => match b {
+                Listen::Port(_) => true,
+                Listen::Addr(y) => y.is_ipv4(),
+            },
+            Listen::Addr(_) => false,
+        }
+    }
+    a != b && a.port() == b.port() && (covers(a, b) || covers(b, a))
+}
+
 fn parse_device(s: &str) -> Result<PathBuf, ErrorKind> {
     if !s.starts_with('/') {
         return Err(ErrorKind::RelativeDevice(s.to_owned()));
@@ -424,6 +463,15 @@ pub fn parse(
             }));
             continue;
         }
+        let clash = pools.iter().find(|p| overlap(p.listen, listen));
+        if let Some(other) = clash {
+            errors.push(err(ErrorKind::OverlappingListen {
+                listen,
+                other: other.listen,
+                first: other.entries[0].line,
+            }));
+            continue;
+        }
         entries += 1;
         if entries > MAX_ENTRIES {
             errors.push(err(ErrorKind::TooManyEntries));
@@ -446,10 +494,19 @@ pub fn parse(
         }
     }
     if errors.is_empty() {
-        Ok(Config { pools, warnings })
-    } else {
-        Err(errors)
+        return Ok(Config { pools, warnings });
     }
+    if errors.len() > MAX_ERRORS {
+        let more = errors.len() - MAX_ERRORS;
+        let line = errors[MAX_ERRORS].line;
+        errors.truncate(MAX_ERRORS);
+        errors.push(Error {
+            path: path.to_owned(),
+            line,
+            kind: ErrorKind::MoreErrors(more),
+        });
+    }
+    Err(errors)
 }
 
 #[cfg(test)]
@@ -592,6 +649,37 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
                 .join("")
                 .contains("bad device path")
         );
+    }
+
+    #[test]
+    fn overlapping_listens_are_rejected_naming_both_lines() {
+        assert_eq!(
+            errors("5800 /dev/a 9600,8,N,1 ::1\n127.0.0.1:5800 /dev/b 9600,8,N,1 ::1\n"),
+            [
+                "m.conf:2: listen address 127.0.0.1:5800 overlaps port 5800 on line 1 (one of them would fail to bind)"
+            ]
+        );
+        assert!(
+            !errors("0.0.0.0:5800 /dev/a 9600,8,N,1 ::1\n127.0.0.1:5800 /dev/b 9600,8,N,1 ::1\n")
+                .is_empty()
+        );
+        assert!(
+            !errors("[::]:5800 /dev/a 9600,8,N,1 ::1\n127.0.0.1:5800 /dev/b 9600,8,N,1 ::1\n")
+                .is_empty()
+        );
+        // Distinct addresses, or the v4 wildcard beside an IPv6 address, bind fine.
+        ok("127.0.0.1:5800 /dev/a 9600,8,N,1 ::1\n127.0.0.2:5800 /dev/b 9600,8,N,1 ::1\n");
+        ok("0.0.0.0:5800 /dev/a 9600,8,N,1 ::1\n[::1]:5800 /dev/b 9600,8,N,1 ::1\n");
+    }
+
+    #[test]
+    fn error_list_is_capped() {
+        let text: String = (0..150)
+            .map(|i| format!("5800 /dev/t{i} 9600,9,N,1\n"))
+            .collect();
+        let errs = errors(&text);
+        assert_eq!(errs.len(), MAX_ERRORS + 1);
+        assert_eq!(errs[MAX_ERRORS], "m.conf:101: 50 more errors not shown");
     }
 
     #[test]

@@ -142,12 +142,25 @@ mod tests {
 
     #[test]
     fn inetd_picks_the_entries_of_the_local_port() {
-        let text = "5800 /dev/a 9600,8,N,1 ::1\n127.0.0.1:5800 /dev/b 9600,8,N,1 ::1\n\
-                    10.0.0.1:5800 /dev/c 9600,8,N,1 ::1\n5801 /dev/d 9600,8,N,1 ::1\n";
-        let config = crate::config::parse("m", text, &|_| None).unwrap();
-        let pool = pool_for(config.clone(), "127.0.0.1:5800".parse().unwrap()).unwrap();
-        let devices: Vec<_> = pool.entries.iter().map(|e| e.device.clone()).collect();
-        assert_eq!(devices, [PathBuf::from("/dev/a"), PathBuf::from("/dev/b")]);
-        assert!(pool_for(config, "127.0.0.1:5802".parse().unwrap()).is_none());
+        let parse = |text: &str| crate::config::parse("m", text, &|_| None).unwrap();
+        let devices = |pool: Option<Pool>| -> Vec<PathBuf> {
+            pool.map(|p| p.entries.into_iter().map(|e| e.device).collect())
+                .unwrap_or_default()
+        };
+        let local = "127.0.0.1:5800".parse().unwrap();
+        let by_addr = parse(
+            "127.0.0.1:5800 /dev/b 9600,8,N,1 ::1\n10.0.0.1:5800 /dev/c 9600,8,N,1 ::1\n\
+             127.0.0.1:5800 /dev/e 9600,8,N,1 ::1\n5801 /dev/d 9600,8,N,1 ::1\n",
+        );
+        assert_eq!(
+            devices(pool_for(by_addr, local)),
+            [PathBuf::from("/dev/b"), PathBuf::from("/dev/e")]
+        );
+        let bare = parse("5800 /dev/a 9600,8,N,1 ::1\n5801 /dev/d 9600,8,N,1 ::1\n");
+        assert_eq!(
+            devices(pool_for(bare.clone(), local)),
+            [PathBuf::from("/dev/a")]
+        );
+        assert!(pool_for(bare, "127.0.0.1:5802".parse().unwrap()).is_none());
     }
 }

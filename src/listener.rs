@@ -6,7 +6,7 @@
 //! stays): new clients get the new pool, live sessions keep the one they started with.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -14,25 +14,25 @@ use std::time::Duration;
 
 use crate::config::{Listen, Pool};
 use crate::session::{self, Context};
-use crate::sys::{self, EventFd};
+use crate::sys::{self, EventFd, Interest};
 
 /// Stack of session and listener threads: the session runs the resolver
 /// (getaddrinfo/getnameinfo), whose glibc implementation wants tens of KiB; untouched pages
 /// cost no memory.
 pub const SESSION_STACK: usize = 256 * 1024;
 
-/// Binds `listen`. A bare port takes `[::]` (IPv4 clients arrive as mapped addresses) and
-/// falls back to `0.0.0.0` on a kernel without IPv6.
+/// Binds `listen`. A bare port takes `[::]` with `IPV6_V6ONLY` off whatever the system
+/// default (IPv4 clients arrive as mapped addresses), and falls back to `0.0.0.0` on a kernel
+/// without IPv6.
 pub fn bind(listen: Listen) -> io::Result<TcpListener> {
     match listen {
         Listen::Addr(addr) => TcpListener::bind(addr),
-        Listen::Port(port) => TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
-            .or_else(|e| match e.raw_os_error() {
-                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
-                    TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
-                }
-                _ => Err(e),
-            }),
+        Listen::Port(port) => sys::listen_dual_stack(port).or_else(|e| match e.raw_os_error() {
+            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
+                TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+            }
+            _ => Err(e),
+        }),
     }
 }
 
@@ -117,7 +117,10 @@ fn describe(socket: &TcpListener, listen: Listen) -> String {
 }
 
 fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ctx: &Arc<Context>) {
-    let fds = [(socket.as_raw_fd(), false), (stop.raw(), false)];
+    let fds = [
+        (socket.as_raw_fd(), Interest::Read),
+        (stop.raw(), Interest::Read),
+    ];
     loop {
         match sys::poll(&fds, None) {
             Ok(ready) if ready[1].read => return,

@@ -3,15 +3,24 @@
 //!
 //! The name is the last component of the device path *after* resolving symlinks, which is what
 //! Taylor `cu` and minicom lock for the real device: `/dev/modem -> ttyUSB0` locks
-//! `LCK..ttyUSB0`, and `/dev/pts/3` locks `LCK..3`. The file is created with
-//! `O_CREAT|O_EXCL`, so two claimants can never both succeed. A lock whose PID no longer
-//! exists is stale and is removed once; a lock of a live process, or one we cannot read, means
-//! the device is busy and is never touched.
+//! `LCK..ttyUSB0`, and `/dev/pts/3` locks `LCK..3`.
+//!
+//! The lock appears whole or not at all: the PID is written to a temporary file created with
+//! `O_CREAT|O_EXCL`, which is then hard-linked to the lock name (the link fails if the lock
+//! exists, so it is as exclusive as `O_EXCL` on the lock itself). That is Taylor UUCP's own
+//! method, and it means no reader ever sees an empty lock and takes it for garbage. A lock
+//! whose PID no longer exists is stale and is removed once; a lock of a live process, or one
+//! we cannot read, means the device is busy and is never touched.
+//!
+//! The locks this process holds are kept in one process-wide list, which serializes claims
+//! between sessions (two sessions can never both reclaim one stale lock) and lets a dying
+//! daemon remove its locks ([`release_all`]).
 
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::sys;
 
@@ -114,68 +123,109 @@ fn content(pid: i32) -> String {
     format!("{pid:10}\n")
 }
 
+/// Lock files held by this process.
+static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn held() -> MutexGuard<'static, Vec<PathBuf>> {
+    HELD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes every lock this process holds, for a process about to die without running its
+/// destructors (a panic in a release build, sessions that outlived the shutdown wait). Never
+/// blocks: from a panic hook the list may be locked by the panicking thread itself.
+pub fn release_all() {
+    if let Ok(mut held) = HELD.try_lock() {
+        for path in held.drain(..) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 impl UucpLock {
     /// Locks `device` for this process, taking over a stale lock once.
     pub fn acquire(dir: &Path, device: &Path) -> Result<UucpLock, Error> {
         let path = lock_path(dir, device)?;
-        match Self::create(&path) {
+        let mut held = held();
+        if held.contains(&path) {
+            return Err(Error::Busy {
+                lock: path,
+                pid: Some(sys::getpid()),
+            });
+        }
+        let result = match create(dir, &path) {
+            // A lock with our own PID that we do not hold was left by an earlier process that
+            // had the same PID (a crash, then a restart in a fresh PID namespace).
             Err(Error::Busy { pid: Some(pid), .. })
-                if pid != sys::getpid() && !sys::process_alive(pid) =>
+                if pid == sys::getpid() || !sys::process_alive(pid) =>
             {
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    // Someone else cleaned it up first; fine.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => {
-                        return Err(Error::Io {
-                            lock: path,
-                            op: "remove stale",
-                            source,
-                        });
-                    }
-                }
+                remove_stale(&path, pid)?;
                 crate::info!(
                     "removed stale lock {} of dead process {pid}",
                     path.display()
                 );
-                Self::create(&path)
+                create(dir, &path)
             }
             other => other,
+        };
+        if result.is_ok() {
+            held.push(path.clone());
         }
-    }
-
-    fn create(path: &Path) -> Result<UucpLock, Error> {
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        match sys::open(path, flags, 0o644) {
-            Ok(fd) => {
-                // From here on the guard owns the file, so a failed write still removes it.
-                let lock = UucpLock {
-                    path: path.to_owned(),
-                };
-                let mut file = fs::File::from(fd);
-                file.write_all(content(sys::getpid()).as_bytes())
-                    .map_err(|source| Error::Io {
-                        lock: path.to_owned(),
-                        op: "write",
-                        source,
-                    })?;
-                Ok(lock)
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Busy {
-                lock: path.to_owned(),
-                pid: read_pid(path),
-            }),
-            Err(source) => Err(Error::Io {
-                lock: path.to_owned(),
-                op: "create",
-                source,
-            }),
-        }
+        result.map(|()| UucpLock { path })
     }
 
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Removes a stale lock, unless someone replaced it since we read it.
+fn remove_stale(path: &Path, pid: i32) -> Result<(), Error> {
+    if read_pid(path) != Some(pid) {
+        return Err(Error::Busy {
+            lock: path.to_owned(),
+            pid: read_pid(path),
+        });
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        // Someone else cleaned it up first; fine.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            lock: path.to_owned(),
+            op: "remove stale",
+            source,
+        }),
+    }
+}
+
+/// Creates the lock file at `path` with our PID in it, atomically.
+fn create(dir: &Path, path: &Path) -> Result<(), Error> {
+    let io_err = |op, source| Error::Io {
+        lock: path.to_owned(),
+        op,
+        source,
+    };
+    // One temporary name per process is enough: HELD serializes our claims.
+    let tmp = dir.join(format!("LTMP.{}", sys::getpid()));
+    let _ = fs::remove_file(&tmp);
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let written = sys::open(&tmp, flags, 0o644)
+        .map(fs::File::from)
+        .and_then(|mut f| f.write_all(content(sys::getpid()).as_bytes()));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("create", e));
+    }
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Busy {
+            lock: path.to_owned(),
+            pid: read_pid(path),
+        }),
+        Err(e) => Err(io_err("create", e)),
     }
 }
 
@@ -189,6 +239,8 @@ fn read_pid(path: &Path) -> Option<i32> {
 
 impl Drop for UucpLock {
     fn drop(&mut self) {
+        let mut held = held();
+        held.retain(|p| p != &self.path);
         if let Err(e) = fs::remove_file(&self.path) {
             crate::error!("cannot remove lock file {}: {e}", self.path.display());
         }
@@ -203,6 +255,64 @@ mod tests {
     fn content_is_hdb_ten_digits() {
         assert_eq!(content(42), "        42\n");
         assert_eq!(content(42).len(), 11);
+    }
+
+    fn scratch(tag: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("modemd-lock-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let dev = dir.join(format!("tty{tag}"));
+        fs::write(&dev, "").unwrap();
+        (dir, dev)
+    }
+
+    fn dead_pid() -> i32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn concurrent_claims_of_a_stale_lock_have_one_winner() {
+        let (dir, dev) = scratch("race");
+        for round in 0..50 {
+            fs::write(lock_path(&dir, &dev).unwrap(), content(dead_pid())).unwrap();
+            let winners: Vec<UucpLock> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| UucpLock::acquire(&dir, &dev).ok()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect()
+            });
+            assert_eq!(winners.len(), 1, "round {round}");
+            let on_disk = fs::read_to_string(lock_path(&dir, &dev).unwrap()).unwrap();
+            assert_eq!(on_disk, content(sys::getpid()));
+            drop(winners);
+            assert!(!lock_path(&dir, &dev).unwrap().exists());
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn own_pid_lock_not_held_is_stale_and_no_temp_file_stays() {
+        let (dir, dev) = scratch("own");
+        let path = lock_path(&dir, &dev).unwrap();
+        fs::write(&path, content(sys::getpid())).unwrap();
+        let lock = UucpLock::acquire(&dir, &dev).expect("reclaim our own leftover");
+        assert!(matches!(
+            UucpLock::acquire(&dir, &dev),
+            Err(Error::Busy { .. })
+        ));
+        drop(lock);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [dev.file_name().unwrap()], "lock or temp file left");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

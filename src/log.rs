@@ -6,6 +6,7 @@
 
 use std::ffi::CString;
 use std::fmt;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static SYSLOG: AtomicBool = AtomicBool::new(false);
@@ -58,7 +59,9 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
             Level::Warning => "warning: ",
             Level::Info | Level::Debug => "",
         };
-        eprintln!("modemd: {tag}{args}");
+        // Not eprintln!: it panics when stderr is a closed pipe (a dead log reader under
+        // procd or systemd), and a lost line must not cost a session.
+        let _ = writeln!(std::io::stderr().lock(), "modemd: {tag}{args}");
     }
 }
 

@@ -59,6 +59,16 @@ fn bad_usage(msg: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Release builds abort on panic (smaller, and no unwinder on the MIPS targets): no
+    // destructor runs, so the locks this process holds must be removed by the hook.
+    #[cfg(panic = "abort")]
+    {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            modemd::lock::release_all();
+        }));
+    }
     let opts = options();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let m = match opts.parse(&args) {

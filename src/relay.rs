@@ -16,12 +16,15 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::serial::Line;
-use crate::sys::{self, EventFd};
+use crate::sys::{self, EventFd, Interest};
 
 /// Bytes moved per read; one buffer of this size per direction, allocated per session.
 pub const BUF_SIZE: usize = 16 * 1024;
+/// How long a device may take to accept the last bytes of a client that has left.
+pub const DRAIN: Duration = Duration::from_secs(1);
 /// Stack for the device→client thread: it only copies bytes and formats log lines.
 pub const RELAY_STACK: usize = 64 * 1024;
 
@@ -167,19 +170,38 @@ fn client_to_device(ctl: &Control, line: &Line) -> u64 {
 
 /// Writes all of `data` to the non-blocking device, waiting in `poll` when its queue is full.
 /// `Err(None)`: the session was stopped meanwhile.
+///
+/// A device that takes no data (flow control, a wedged modem) must not pin the session once
+/// the client is gone: the client is watched too, and after it leaves the device gets
+/// [`DRAIN`] to take what was already accepted.
 fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Option<End>> {
+    let mut client_gone: Option<Instant> = None;
     while !data.is_empty() {
         match sys::write(line.as_fd(), data) {
             Ok(n) => data = &data[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let fds = [(line.as_fd().as_raw_fd(), true), (ctl.wake.raw(), false)];
-                let ready = sys::poll(&fds, None).map_err(|e| Some(End::DeviceError(e)))?;
+                let fds = [
+                    (line.as_fd().as_raw_fd(), Interest::Write),
+                    (ctl.wake.raw(), Interest::Read),
+                    (ctl.client.as_raw_fd(), Interest::Peer),
+                ];
+                let timeout = client_gone.map(|t| DRAIN.saturating_sub(t.elapsed()));
+                if timeout == Some(Duration::ZERO) {
+                    return Err(Some(End::ClientClosed));
+                }
+                // Once the client is gone its socket stays "ready"; stop watching it.
+                let watched = if client_gone.is_some() { 2 } else { 3 };
+                let ready =
+                    sys::poll(&fds[..watched], timeout).map_err(|e| Some(End::DeviceError(e)))?;
                 if ready[1].read {
                     return Err(None);
                 }
                 if ready[0].hangup && !ready[0].write {
                     return Err(Some(End::DeviceGone));
+                }
+                if ready[2].hangup && client_gone.is_none() {
+                    client_gone = Some(Instant::now());
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EIO) => return Err(Some(End::DeviceGone)),
@@ -193,7 +215,10 @@ fn device_to_client(ctl: &Control, line: &Line) -> u64 {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut total = 0u64;
     let mut client = ctl.client();
-    let fds = [(line.as_fd().as_raw_fd(), false), (ctl.wake.raw(), false)];
+    let fds = [
+        (line.as_fd().as_raw_fd(), Interest::Read),
+        (ctl.wake.raw(), Interest::Read),
+    ];
     loop {
         let ready = match sys::poll(&fds, None) {
             Ok(r) => r,

@@ -146,6 +146,11 @@ impl Drop for Line {
         // SAFETY: TIOCNXCL takes no argument; on a pty the exclusive flag would otherwise
         // outlive this open and lock out the next, unprivileged opener.
         unsafe { libc::ioctl(fd, libc::TIOCNXCL) };
+        // What the device has not taken by now is abandoned (a closing client's bytes had
+        // their drain already); without this, close() on a stalled UART waits up to the
+        // driver's closing_wait (30 s) with the session, its lock and its thread.
+        // SAFETY: tcflush takes no pointers.
+        unsafe { libc::tcflush(fd, libc::TCOFLUSH) };
     }
 }
 

@@ -81,15 +81,27 @@ fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Setup { what, source }
 }
 
+/// A config file larger than this is refused (a real one is a few hundred bytes).
+const MAX_CONFIG: u64 = 1 << 20;
+
 /// Reads and parses a config file; logs every problem. `None` if it is unusable.
+///
+/// Bytes that are not UTF-8 (a Latin-1 comment) are replaced, so they only matter where they
+/// make a field invalid, and then the message names the line.
 pub fn load(path: &str) -> Option<Config> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            crate::error!("cannot read {path}: {e}");
-            return None;
-        }
-    };
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut bytes)
+    });
+    if let Err(e) = read {
+        crate::error!("cannot read {path}: {e}");
+        return None;
+    }
+    if bytes.len() as u64 > MAX_CONFIG {
+        crate::error!("{path}: larger than {MAX_CONFIG} bytes; not a modemd config");
+        return None;
+    }
+    let text = String::from_utf8_lossy(&bytes);
     match config::parse(path, &text, &sys::service_port) {
         Ok(c) => {
             for w in &c.warnings {
@@ -181,7 +193,9 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
     ctx.registry.stop_all();
     let left = ctx.registry.wait_empty(SHUTDOWN_WAIT);
     if left > 0 {
-        crate::error!("{left} sessions did not end in time");
+        // The process exit closes their devices; their locks must not outlive us.
+        crate::error!("{left} sessions did not end in time; removing their locks");
+        crate::lock::release_all();
     }
     drop(pid_file);
     Ok(())

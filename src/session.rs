@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::acl::{self, Resolver};
 use crate::config::{Entry, Pool};
 use crate::lock::{self, UucpLock};
-use crate::relay::{self, Control, End};
+use crate::relay::{self, Control, DRAIN, End};
 use crate::serial::Line;
 use crate::sys;
 
@@ -46,8 +46,6 @@ impl Resolver for SystemResolver {
 
 /// How long a client that found no device may take to read the `busy` line before we close.
 const LINGER: Duration = Duration::from_millis(200);
-/// How long a closing client's last bytes may take to leave the device's output queue.
-const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves one accepted client of `pool` until its session ends.
 pub fn serve(client: TcpStream, pool: &Pool, ctx: &Context) {

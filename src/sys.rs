@@ -93,34 +93,49 @@ pub struct Ready {
     pub read: bool,
     /// A write would not block.
     pub write: bool,
-    /// Hang-up or error: the other end is gone.
+    /// Hang-up or error: the other end is gone (for a socket watched with
+    /// [`Interest::Peer`], also a half-close).
     pub hangup: bool,
 }
 
-/// Waits until one of `fds` (descriptor, want-write) is ready, or `timeout` passes
-/// (`None`: wait forever). `EINTR` counts as "nothing ready" so callers re-check their state.
-pub fn poll(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> io::Result<[Ready; 2]> {
-    assert!(fds.len() <= 2, "poll wrapper takes at most two descriptors");
+/// What to wait for on a descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable.
+    Read,
+    /// Writable.
+    Write,
+    /// Only the peer going away (`POLLRDHUP`): a socket whose data someone else reads.
+    Peer,
+}
+
+/// Waits until one of `fds` is ready, or `timeout` passes (`None`: wait forever). `EINTR`
+/// counts as "nothing ready", so callers re-check their state.
+pub fn poll(fds: &[(RawFd, Interest)], timeout: Option<Duration>) -> io::Result<[Ready; 3]> {
+    assert!(
+        fds.len() <= 3,
+        "poll wrapper takes at most three descriptors"
+    );
     let mut pfds = [libc::pollfd {
         fd: -1,
         events: 0,
         revents: 0,
-    }; 2];
-    for (p, &(fd, want_write)) in pfds.iter_mut().zip(fds) {
+    }; 3];
+    for (p, &(fd, interest)) in pfds.iter_mut().zip(fds) {
         p.fd = fd;
-        p.events = if want_write {
-            libc::POLLOUT
-        } else {
-            libc::POLLIN
+        p.events = match interest {
+            Interest::Read => libc::POLLIN,
+            Interest::Write => libc::POLLOUT,
+            Interest::Peer => libc::POLLRDHUP,
         };
     }
     let ms = match timeout {
         None => -1,
         Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
     };
-    // SAFETY: `pfds` is a valid array of `fds.len()` pollfd structs for the whole call.
+    // SAFETY: `pfds` is a valid array of at least `fds.len()` pollfd structs for the call.
     let r = unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    let mut out = [Ready::default(); 2];
+    let mut out = [Ready::default(); 3];
     if r == -1 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::Interrupted {
@@ -132,7 +147,8 @@ pub fn poll(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> io::Result<[Rea
     for (o, p) in out.iter_mut().zip(&pfds) {
         o.read = p.revents & libc::POLLIN != 0;
         o.write = p.revents & libc::POLLOUT != 0;
-        o.hangup = p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
+        o.hangup =
+            p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL | libc::POLLRDHUP) != 0;
     }
     Ok(out)
 }
@@ -242,6 +258,34 @@ pub fn service_port(name: &str) -> Option<u16> {
     // SAFETY: `ent` is non-null and points to a valid servent (see above).
     let port = unsafe { (*ent).s_port };
     Some(u16::from_be(port as u16))
+}
+
+/// A TCP listener on `[::]:port` that takes IPv4 too (`IPV6_V6ONLY` off), as std cannot set
+/// the option before `bind`.
+pub fn listen_dual_stack(port: u16) -> io::Result<std::net::TcpListener> {
+    // SAFETY: socket takes no pointers.
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: socket just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // As std does for every listener: rebinding right after a restart must not wait out TIME_WAIT.
+    setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+    let (addr, len) = sockaddr_of(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let mut addr = addr;
+    // SAFETY: `addr` holds a sockaddr_in6 (see sockaddr_of); we set its port in place.
+    unsafe { (*(&mut addr as *mut _ as *mut libc::sockaddr_in6)).sin6_port = port.to_be() };
+    // SAFETY: `addr` is a valid sockaddr of `len` bytes for the call.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
+    // SAFETY: listen takes no pointers.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
+    Ok(std::net::TcpListener::from(fd))
 }
 
 /// Sets an integer socket option.
@@ -506,10 +550,10 @@ mod tests {
     #[test]
     fn eventfd_wakes_poll() {
         let ev = EventFd::new().expect("eventfd");
-        let r = poll(&[(ev.raw(), false)], Some(Duration::ZERO)).expect("poll");
+        let r = poll(&[(ev.raw(), Interest::Read)], Some(Duration::ZERO)).expect("poll");
         assert!(!r[0].read);
         ev.signal();
-        let r = poll(&[(ev.raw(), false)], Some(Duration::from_secs(1))).expect("poll");
+        let r = poll(&[(ev.raw(), Interest::Read)], Some(Duration::from_secs(1))).expect("poll");
         assert!(r[0].read);
     }
 
