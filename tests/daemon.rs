@@ -204,3 +204,66 @@ fn dash_u_drops_to_the_user_after_binding() {
     let meta = fs::metadata(&lock).expect("lock");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
 }
+
+#[test]
+fn a_dead_log_reader_costs_no_session() {
+    // Under procd or systemd with -n, stderr is a pipe; if its reader dies, writes fail with
+    // EPIPE. Logging must shrug that off.
+    let pty = Pty::new();
+    let dir = TempDir::new("epipe");
+    let port = free_port();
+    let conf = dir.join("modemd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+            pty.slave.display()
+        ),
+    )
+    .expect("write config");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe just returned these descriptors; we own them.
+    let (reader, writer) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(reader);
+    let _d = ChildGuard(
+        modemd_command()
+            .arg("-n")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-L")
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(writer))
+            .spawn()
+            .expect("spawn"),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + WAIT;
+    for round in 0..3 {
+        let mut c = loop {
+            match std::net::TcpStream::connect(addr) {
+                Ok(c) => break c,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("modemd never listened: {e}"),
+            }
+        };
+        c.write_all(b"ok").expect("write");
+        assert_eq!(
+            pty.read_for(2, WAIT),
+            b"ok",
+            "round {round}: session lost to logging"
+        );
+        drop(c);
+        assert!(dir.wait_unlocked(WAIT), "round {round}: lock left");
+    }
+}

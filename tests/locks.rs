@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -40,13 +40,11 @@ fn lock_holds_daemon_pid_during_session_and_goes_within_a_second() {
     let c = start_session(&pty, addr);
     let content = fs::read_to_string(&lock).expect("lock file during session");
     assert_eq!(content, format!("{:10}\n", d.pid()));
-    let t = Instant::now();
     drop(c);
     assert!(
         d.dir.wait_unlocked(Duration::from_secs(1)),
         "lock still there after 1 s"
     );
-    assert!(t.elapsed() < Duration::from_secs(1));
 }
 
 #[test]
@@ -119,13 +117,11 @@ fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
     );
     let _c = start_session(&pty, addr);
     assert_eq!(d.dir.locks().len(), 1);
-    let t = Instant::now();
     d.signal(libc::SIGTERM);
     let status = d
         .wait_exit(Duration::from_secs(2))
         .expect("no exit within 2 s of SIGTERM");
     assert!(status.success(), "exit status {status}");
-    assert!(t.elapsed() < Duration::from_secs(2));
     assert!(d.dir.locks().is_empty(), "lock left: {:?}", d.dir.locks());
     assert!(!pid_file.exists(), "pid file left");
     assert!(pty.wait_hangup(Duration::from_secs(1)), "device left open");

@@ -226,10 +226,19 @@ impl Drop for TempDir {
     }
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, below the kernel's ephemeral range
+/// (32768 and up), so that no outgoing connection of a test running in parallel can take it
+/// between now and the daemon's bind; each test process walks its own stretch of ports.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 400) * 30;
+    for _ in 0..12_000 {
+        let port = 20_000 + ((start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 /// The lock file name for a pty slave: Taylor cu's rule, `/dev/pts/3` → `LCK..3`.
@@ -338,7 +347,7 @@ impl Daemon {
 
     pub fn start_in(dir: TempDir, config_text: &str, extra: &[&str]) -> Daemon {
         let lock_dir = dir.path().to_owned();
-        Self::start_locking(dir, &lock_dir, config_text, extra)
+        Self::start_full(dir, &lock_dir, config_text, extra, &[])
     }
 
     /// Like `start_in`, with locks in `lock_dir` (e.g. the system's, to meet `cu`).
@@ -347,6 +356,17 @@ impl Daemon {
         lock_dir: &Path,
         config_text: &str,
         extra: &[&str],
+    ) -> Daemon {
+        Self::start_full(dir, lock_dir, config_text, extra, &[])
+    }
+
+    /// Everything: lock directory, extra arguments and environment of the daemon.
+    pub fn start_full(
+        dir: TempDir,
+        lock_dir: &Path,
+        config_text: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Daemon {
         let config = dir.join("modemd.conf");
         fs::write(&config, config_text).expect("write config");
@@ -357,6 +377,7 @@ impl Daemon {
             .arg("-L")
             .arg(lock_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -516,6 +537,25 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             }
         }
     }
+}
+
+/// Makes closing `s` send a reset instead of a FIN (`SO_LINGER` on, zero timeout).
+pub fn reset_on_close(s: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid struct of the size passed, for the whole call.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER");
 }
 
 /// Reads from `s` until `needle` appears in what was read or `timeout` passes.
