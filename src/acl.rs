@@ -183,27 +183,34 @@ impl HostList {
         &self.patterns
     }
 
-    /// Whether `client` may connect. DNS is consulted (once per client, through `client`)
-    /// only when no address pattern matched and a name pattern exists.
-    pub fn admits<R: Resolver + ?Sized>(&self, client: &Client<'_, R>) -> bool {
+    /// What can be decided from the address alone: `Some(verdict)`, or `None` when only a
+    /// name pattern could still admit `ip` (DNS needed).
+    pub fn decide_by_address(&self, ip: IpAddr) -> Option<bool> {
         if self.is_any() {
-            return true;
+            return Some(true);
         }
-        let ip = client.ip;
+        let ip = canonical(ip);
         let by_addr = self.patterns.iter().any(|p| match *p {
             Pattern::Addr(a) => a == ip,
             Pattern::Net(net, len) => same_family(net, ip) && mask(ip, len) == net,
             Pattern::Name(_) | Pattern::Domain(_) => false,
         });
-        if by_addr {
-            return true;
-        }
         let has_names = self
             .patterns
             .iter()
             .any(|p| matches!(p, Pattern::Name(_) | Pattern::Domain(_)));
-        if !has_names {
-            return false;
+        match (by_addr, has_names) {
+            (true, _) => Some(true),
+            (false, false) => Some(false),
+            (false, true) => None,
+        }
+    }
+
+    /// Whether `client` may connect. DNS is consulted (once per client, through `client`)
+    /// only when no address pattern matched and a name pattern exists.
+    pub fn admits<R: Resolver + ?Sized>(&self, client: &Client<'_, R>) -> bool {
+        if let Some(verdict) = self.decide_by_address(client.ip) {
+            return verdict;
         }
         let Some(name) = client.verified_name() else {
             return false;
@@ -352,6 +359,29 @@ mod tests {
             HostList::parse(hosts).unwrap().admits(&client);
         }
         assert_eq!(dns.lookups.get(), 1);
+    }
+
+    #[test]
+    fn address_decisions_need_no_dns_unless_a_name_could_match() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let list = |s: &str| HostList::parse(s).unwrap();
+        assert_eq!(
+            list("10.0.0.0/8").decide_by_address(ip("10.1.1.1")),
+            Some(true)
+        );
+        assert_eq!(
+            list("10.0.0.0/8").decide_by_address(ip("11.1.1.1")),
+            Some(false)
+        );
+        assert_eq!(
+            list("10.0.0.1,*.foo.org").decide_by_address(ip("10.0.0.1")),
+            Some(true)
+        );
+        assert_eq!(
+            list("10.0.0.1,*.foo.org").decide_by_address(ip("10.0.0.2")),
+            None
+        );
+        assert_eq!(HostList::any().decide_by_address(ip("::1")), Some(true));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::acl::{HostList, PatternError};
 
@@ -22,6 +23,8 @@ pub const MAX_ENTRIES: usize = 1024;
 /// Most errors reported for one file; the rest are counted.
 pub const MAX_ERRORS: usize = 100;
 const MAX_BAUD: u32 = 4_000_000;
+/// Longest `idle=` accepted: a week.
+const MAX_IDLE: u32 = 7 * 24 * 3600;
 const MIN_BAUD: u32 = 50;
 
 /// A parsed, valid config file.
@@ -53,6 +56,8 @@ pub struct Entry {
     pub settings: Settings,
     /// Who may use it; empty admits any host.
     pub hosts: HostList,
+    /// `idle=SECONDS`: end a session with no traffic either way for this long.
+    pub idle: Option<Duration>,
 }
 
 /// Where a pool listens.
@@ -71,6 +76,16 @@ impl Listen {
             Listen::Port(p) => *p,
             Listen::Addr(a) => a.port(),
         }
+    }
+}
+
+impl Pool {
+    /// Whether a client from `ip` is refused by every entry on its address alone, so it can
+    /// be turned away without a thread or a DNS lookup.
+    pub fn refuses_by_address(&self, ip: IpAddr) -> bool {
+        self.entries
+            .iter()
+            .all(|e| e.hosts.decide_by_address(ip) == Some(false))
     }
 }
 
@@ -208,8 +223,19 @@ pub enum ErrorKind {
     BadStopBits(String),
     /// A bad `HOSTS` field.
     BadHosts(PatternError),
-    /// An option this version does not know, or a malformed one.
+    /// An option this version does not know.
     BadOption(String),
+    /// A known option with a bad value.
+    BadOptionValue {
+        /// The option's name.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// An option given twice on one line.
+    RepeatedOption(&'static str),
     /// Two `LISTEN`s that cannot both be bound (`5800` and `127.0.0.1:5800`).
     OverlappingListen {
         /// This line's listen address.
@@ -263,7 +289,13 @@ impl fmt::Display for ErrorKind {
             BadParity(s) => write!(f, "bad parity '{s}' (expected N, E or O)"),
             BadStopBits(s) => write!(f, "bad stop bits '{s}' (expected 1 or 2)"),
             BadHosts(e) => write!(f, "{e}"),
-            BadOption(s) => write!(f, "unknown option '{s}'"),
+            BadOption(s) => write!(f, "unknown option '{s}' (known: idle=SECONDS)"),
+            BadOptionValue {
+                key,
+                value,
+                expected,
+            } => write!(f, "bad {key} '{value}' (expected {expected})"),
+            RepeatedOption(key) => write!(f, "option {key} given twice"),
             OverlappingListen {
                 listen,
                 other,
@@ -405,10 +437,28 @@ fn parse_line(
         }
         opts => (HostList::any(), opts),
     };
-    // Options come with later features (rfc2217=, idle=); none is known yet, and silently
-    // ignoring one would hide a typo or a config written for a newer modemd.
-    if let Some(opt) = options.first() {
-        return Err(ErrorKind::BadOption((*opt).to_owned()));
+    let mut idle = None;
+    for opt in options {
+        // An unknown option is an error: ignoring it would hide a typo, or a config written
+        // for a newer modemd.
+        match opt.split_once('=') {
+            Some(("idle", value)) => {
+                if idle.is_some() {
+                    return Err(ErrorKind::RepeatedOption("idle"));
+                }
+                match number(value) {
+                    Some(secs @ 1..=MAX_IDLE) => idle = Some(Duration::from_secs(secs.into())),
+                    _ => {
+                        return Err(ErrorKind::BadOptionValue {
+                            key: "idle",
+                            value: value.to_owned(),
+                            expected: "seconds, 1 to 604800",
+                        });
+                    }
+                }
+            }
+            _ => return Err(ErrorKind::BadOption((*opt).to_owned())),
+        }
     }
     Ok((
         listen,
@@ -417,6 +467,7 @@ fn parse_line(
             device,
             settings,
             hosts,
+            idle,
         },
     ))
 }
@@ -615,7 +666,7 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
                 "m.conf:10: device /dev/ttyS9 is already used on line 9",
                 "m.conf:11: missing fields (expected LISTEN DEVICE SETTINGS [HOSTS])",
                 "m.conf:12: bad settings '115200,8,N' (expected BAUD,DATABITS,PARITY,STOPBITS such as 115200,8,N,1)",
-                "m.conf:13: unknown option 'idel=5'",
+                "m.conf:13: unknown option 'idel=5' (known: idle=SECONDS)",
                 "m.conf:14: bad listen address '1.2.3:5806' (expected PORT, ADDRESS:PORT, [IPV6]:PORT or a service name)",
             ]
         );
@@ -670,6 +721,24 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
         // Distinct addresses, or the v4 wildcard beside an IPv6 address, bind fine.
         ok("127.0.0.1:5800 /dev/a 9600,8,N,1 ::1\n127.0.0.2:5800 /dev/b 9600,8,N,1 ::1\n");
         ok("0.0.0.0:5800 /dev/a 9600,8,N,1 ::1\n[::1]:5800 /dev/b 9600,8,N,1 ::1\n");
+    }
+
+    #[test]
+    fn idle_option_parses_after_hosts_or_in_their_place() {
+        let c = ok("5800 /dev/a 9600,8,N,1 ::1 idle=600\n5801 /dev/b 9600,8,N,1 idle=2\n");
+        assert_eq!(c.pools[0].entries[0].idle, Some(Duration::from_secs(600)));
+        let b = &c.pools[1].entries[0];
+        assert_eq!(
+            (b.idle, b.hosts.is_any()),
+            (Some(Duration::from_secs(2)), true)
+        );
+        assert_eq!(
+            errors("5800 /dev/a 9600,8,N,1 ::1 idle=0\n5801 /dev/b 9600,8,N,1 idle=1 idle=2\n"),
+            [
+                "m.conf:1: bad idle '0' (expected seconds, 1 to 604800)",
+                "m.conf:2: option idle given twice",
+            ]
+        );
     }
 
     #[test]

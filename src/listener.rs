@@ -8,6 +8,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -20,6 +21,29 @@ use crate::sys::{self, EventFd, Interest};
 /// (getaddrinfo/getnameinfo), whose glibc implementation wants tens of KiB; untouched pages
 /// cost no memory.
 pub const SESSION_STACK: usize = 256 * 1024;
+/// Most client connections in flight at once (admission, busy reply or session), across
+/// all listeners; beyond it a new connection is closed at once, without a thread.
+pub const MAX_CLIENTS: usize = 256;
+static CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// One connection's place under [`MAX_CLIENTS`]; freed when dropped.
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Slot> {
+        if CLIENTS.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            CLIENTS.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        CLIENTS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Binds `listen`. A bare port takes `[::]` with `IPV6_V6ONLY` off whatever the system
 /// default (IPv4 clients arrive as mapped addresses), and falls back to `0.0.0.0` on a kernel
@@ -132,19 +156,32 @@ fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ct
             }
         }
         match socket.accept() {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let pool = Arc::clone(&pool.lock().unwrap_or_else(|p| p.into_inner()));
+                // A refusal by address costs no thread: a flood of strangers is accepted and
+                // closed right here.
+                if pool.refuses_by_address(peer.ip()) {
+                    crate::info!("refused {peer} on {}: not allowed by HOSTS", pool.listen);
+                    continue;
+                }
+                let Some(slot) = Slot::take() else {
+                    crate::warning!("{peer}: {MAX_CLIENTS} clients in flight; closing");
+                    continue;
+                };
                 // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so anyway: the
                 // relay relies on blocking socket I/O.
                 if let Err(e) = stream.set_nonblocking(false) {
                     crate::error!("accept: {e}");
                     continue;
                 }
-                let pool = Arc::clone(&pool.lock().unwrap_or_else(|p| p.into_inner()));
                 let ctx = Arc::clone(ctx);
                 let spawned = thread::Builder::new()
                     .name("session".into())
                     .stack_size(SESSION_STACK)
-                    .spawn(move || session::serve(stream, &pool, &ctx));
+                    .spawn(move || {
+                        let _slot = slot;
+                        session::serve(stream, &pool, &ctx)
+                    });
                 if let Err(e) = spawned {
                     crate::error!("cannot start a session thread: {e}");
                 }

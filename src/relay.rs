@@ -15,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub enum End {
     DeviceError(io::Error),
     /// SIGTERM/SIGINT: modemd is shutting down.
     Shutdown,
+    /// No traffic either way for the line's `idle=` time.
+    Idle,
     /// The relay thread could not be started.
     NoThread(io::Error),
 }
@@ -53,6 +56,7 @@ impl fmt::Display for End {
             End::DeviceGone => write!(f, "device gone"),
             End::DeviceError(e) => write!(f, "device error: {e}"),
             End::Shutdown => write!(f, "signal"),
+            End::Idle => write!(f, "idle"),
             End::NoThread(e) => write!(f, "cannot start relay thread: {e}"),
         }
     }
@@ -83,6 +87,12 @@ impl Control {
 
     /// Ends the session for `why` (ignored if it already ended for another reason).
     pub fn stop(&self, why: End) {
+        // Ends on the device side leave the client able to read one last line saying why;
+        // shutting down the read side is enough to wake the thread blocked in recv.
+        let how = match why {
+            End::DeviceGone | End::DeviceError(_) | End::Idle => Shutdown::Read,
+            _ => Shutdown::Both,
+        };
         {
             let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
             if end.is_none() {
@@ -90,7 +100,7 @@ impl Control {
             }
         }
         // ENOTCONN if the peer is already gone: nothing left to wake on that side.
-        let _ = self.client.shutdown(Shutdown::Both);
+        let _ = self.client.shutdown(how);
         self.wake.signal();
     }
 
@@ -114,14 +124,37 @@ pub struct Totals {
     pub to_client: u64,
 }
 
-/// Copies bytes both ways until the session ends; returns what moved. The reason is left in
-/// `ctl` for the caller.
-pub fn run(ctl: &Control, line: &Line) -> Totals {
+/// When either direction last moved a byte, for `idle=`.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn since(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// Copies bytes both ways until the session ends (or, with `idle`, until nothing moved for
+/// that long); returns what moved. The reason is left in `ctl` for the caller.
+pub fn run(ctl: &Control, line: &Line, idle: Option<Duration>) -> Totals {
+    let activity = Activity {
+        start: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let activity = &activity;
     thread::scope(|scope| {
         let up = thread::Builder::new()
             .name("relay".into())
             .stack_size(RELAY_STACK)
-            .spawn_scoped(scope, || device_to_client(ctl, line));
+            .spawn_scoped(scope, || device_to_client(ctl, line, activity, idle));
         let up = match up {
             Ok(handle) => handle,
             Err(e) => {
@@ -129,7 +162,7 @@ pub fn run(ctl: &Control, line: &Line) -> Totals {
                 return Totals::default();
             }
         };
-        let to_device = client_to_device(ctl, line);
+        let to_device = client_to_device(ctl, line, activity);
         // A panic in the other thread has already been reported by the panic hook; its count
         // is lost, the session is not.
         let to_client = up.join().unwrap_or(0);
@@ -140,7 +173,7 @@ pub fn run(ctl: &Control, line: &Line) -> Totals {
     })
 }
 
-fn client_to_device(ctl: &Control, line: &Line) -> u64 {
+fn client_to_device(ctl: &Control, line: &Line, activity: &Activity) -> u64 {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut total = 0u64;
     let mut client = ctl.client();
@@ -157,6 +190,7 @@ fn client_to_device(ctl: &Control, line: &Line) -> u64 {
                 return total;
             }
         };
+        activity.touch();
         match write_device(ctl, line, &buf[..n]) {
             Ok(()) => total += n as u64,
             Err(Some(end)) => {
@@ -211,7 +245,12 @@ fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Optio
     Ok(())
 }
 
-fn device_to_client(ctl: &Control, line: &Line) -> u64 {
+fn device_to_client(
+    ctl: &Control,
+    line: &Line,
+    activity: &Activity,
+    idle: Option<Duration>,
+) -> u64 {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut total = 0u64;
     let mut client = ctl.client();
@@ -220,7 +259,12 @@ fn device_to_client(ctl: &Control, line: &Line) -> u64 {
         (ctl.wake.raw(), Interest::Read),
     ];
     loop {
-        let ready = match sys::poll(&fds, None) {
+        let timeout = idle.map(|limit| limit.saturating_sub(activity.since()));
+        if timeout == Some(Duration::ZERO) {
+            ctl.stop(End::Idle);
+            return total;
+        }
+        let ready = match sys::poll(&fds, timeout) {
             Ok(r) => r,
             Err(e) => {
                 ctl.stop(End::DeviceError(e));
@@ -256,6 +300,7 @@ fn device_to_client(ctl: &Control, line: &Line) -> u64 {
                 return total;
             }
         };
+        activity.touch();
         if let Err(e) = client.write_all(&buf[..n]) {
             ctl.stop(End::ClientError(e));
             return total;

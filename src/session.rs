@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::acl::{self, Resolver};
@@ -28,19 +29,56 @@ pub struct Context {
     pub registry: Registry,
 }
 
-/// DNS through the C library (`/etc/hosts`, then DNS, as nsswitch says).
+/// How long one DNS lookup of the ACL may take; a slow resolver then refuses name-matched
+/// clients instead of piling up threads.
+const DNS_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most DNS lookups in flight; beyond that a lookup fails at once.
+const MAX_LOOKUPS: usize = 16;
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// DNS through the C library (`/etc/hosts`, then DNS, as nsswitch says), bounded in time:
+/// the C calls cannot be cancelled, so each runs on a small thread of its own that we stop
+/// waiting for after [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such threads exist.
 pub struct SystemResolver;
+
+fn bounded<T: Send + 'static>(lookup: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    if LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
+        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        crate::warning!("{MAX_LOOKUPS} DNS lookups already in flight; not resolving");
+        return None;
+    }
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("dns".into())
+        .stack_size(crate::listener::SESSION_STACK)
+        .spawn(move || {
+            let result = lookup();
+            LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(result);
+        });
+    if spawned.is_err() {
+        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        return None;
+    }
+    let result = rx.recv_timeout(DNS_TIMEOUT).ok();
+    if result.is_none() {
+        crate::warning!("DNS lookup took longer than {DNS_TIMEOUT:?}; not waiting");
+    }
+    result
+}
 
 impl Resolver for SystemResolver {
     fn reverse(&self, ip: IpAddr) -> Option<String> {
-        sys::reverse_lookup(ip)
+        bounded(move || sys::reverse_lookup(ip)).flatten()
     }
 
     fn forward(&self, name: &str) -> Vec<IpAddr> {
-        match (name, 0).to_socket_addrs() {
+        let name = name.to_owned();
+        bounded(move || match (name.as_str(), 0).to_socket_addrs() {
             Ok(addrs) => addrs.map(|a| a.ip()).collect(),
             Err(_) => Vec::new(),
-        }
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -93,13 +131,24 @@ pub fn serve(client: TcpStream, pool: &Pool, ctx: &Context) {
         entry.settings
     );
     let start = Instant::now();
-    let totals = relay::run(&ctl, &line);
+    let totals = relay::run(&ctl, &line, entry.idle);
     let end = ctl.take_end().unwrap_or(End::ClientClosed);
     if matches!(end, End::ClientClosed) {
         line.drain(DRAIN);
     }
     drop(line);
     drop(lock);
+    if matches!(end, End::DeviceGone | End::DeviceError(_) | End::Idle) {
+        // The client may still be there: tell it why the line went dead.
+        let mut c = ctl.client();
+        let _ = c.set_write_timeout(Some(LINGER));
+        let _ = write!(
+            c,
+            "\r\nmodemd: {} {end}, hanging up\r\n",
+            entry.device.display()
+        );
+        let _ = c.shutdown(Shutdown::Both);
+    }
     crate::info!(
         "session end: {peer} on {} device {} in {} out {} duration {:.3}s reason {end}",
         pool.listen,
@@ -110,10 +159,24 @@ pub fn serve(client: TcpStream, pool: &Pool, ctx: &Context) {
     );
 }
 
+/// A client that vanishes without a FIN or RST (unplugged, NAT state lost) frees its modem
+/// within about a minute: keepalive probes after 30 s of silence, every 10 s, 3 of them; and
+/// data we sent that stays unacknowledged for 60 s ends the connection too (keepalive alone
+/// does not probe while data is in flight).
+const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000),
+];
+
 fn tune_socket(client: &TcpStream, peer: SocketAddr) {
-    let keepalive = sys::setsockopt_int(client.as_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    let keepalive = KEEPALIVE.iter().try_for_each(|&(level, name, value)| {
+        sys::setsockopt_int(client.as_fd(), level, name, value)
+    });
     if let Err(e) = client.set_nodelay(true).and(keepalive) {
-        crate::warning!("{peer}: cannot set TCP_NODELAY/SO_KEEPALIVE: {e}");
+        crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
     }
 }
 
