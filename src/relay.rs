@@ -95,9 +95,11 @@ impl Control {
         };
         {
             let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
-            if end.is_none() {
-                *end = Some(why);
+            if end.is_some() {
+                // Already ending: the first reason chose how far the socket goes down.
+                return;
             }
+            *end = Some(why);
         }
         // ENOTCONN if the peer is already gone: nothing left to wake on that side.
         let _ = self.client.shutdown(how);

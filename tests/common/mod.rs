@@ -42,7 +42,7 @@ impl Pty {
         // SAFETY: plain libc calls on a descriptor we own; ptsname_r writes into `buf` only.
         unsafe {
             let fd = check(
-                libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY),
+                libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC),
                 "posix_openpt",
             )
             .expect("posix_openpt");
