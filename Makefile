@@ -3,7 +3,8 @@ CARGO ?= cargo
 DEMO_PORT ?= 2006
 DEMO_DIR := target/demo
 
-.PHONY: all build release demo test lint unit bench clean help
+.PHONY: all build release demo test lint unit bench fuzz clean help
+FUZZ_SECONDS ?= 60
 
 all: build
 
@@ -12,6 +13,7 @@ help:
 	@echo "make test    formatting, lints, unit and integration tests"
 	@echo "make bench   latency and throughput: modemd vs a direct pty"
 	@echo "make release optimised, stripped binary in target/release/modemd"
+	@echo "make fuzz    run each fuzz target FUZZ_SECONDS (60) s (nightly + cargo-fuzz)"
 
 build:
 	$(CARGO) build --bins
@@ -42,7 +44,17 @@ test: lint
 	$(CARGO) test
 
 bench:
-	$(CARGO) bench --bench relay
+	$(CARGO) bench --bench relay --bench flood
+
+# The parsers under libFuzzer. Needs the nightly toolchain (rustup) and cargo-fuzz, which
+# is installed when missing. Inputs that crashed once are unit tests beside the parsers.
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p target && cd fuzz && for t in config hosts; do \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+			2>&1 | tee ../target/fuzz-$$t.log | grep -E '^#[0-9]+ +DONE|^Done|ERROR|panicked' ; \
+		grep -q 'ERROR\|panicked' ../target/fuzz-$$t.log && exit 1; \
+	done; true
 
 clean:
 	$(CARGO) clean

@@ -14,7 +14,6 @@ mod common;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::OwnedFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,34 +23,6 @@ struct Sizes {
     rtt_iters: usize,
     warmup: usize,
     bulk: usize,
-}
-
-/// Echoes everything the device side writes, until the slave is closed for good.
-fn echo_master(master: OwnedFd) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        let mut f = File::from(master);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut idle = 0;
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    idle = 0;
-                    if f.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                // EIO: no slave open right now; modemd may reopen it.
-                Err(_) => {
-                    idle += 1;
-                    if idle > 200 {
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
-    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{Listen, Pool};
 use crate::session::{self, Context};
@@ -140,14 +140,66 @@ fn describe(socket: &TcpListener, listen: Listen) -> String {
         .map_or_else(|_| listen.to_string(), |a| a.to_string())
 }
 
+/// Refusal lines per listener and second; a flood of strangers must not flood syslog (often
+/// on flash) or cost the live sessions the time to write it.
+const REFUSALS_LOGGED_PER_SECOND: u32 = 10;
+
+/// Counts refusals so that at most [`REFUSALS_LOGGED_PER_SECOND`] are logged one by one.
+struct RefusalLog {
+    window: Instant,
+    logged: u32,
+    suppressed: u32,
+}
+
+impl RefusalLog {
+    fn new() -> Self {
+        RefusalLog {
+            window: Instant::now(),
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// When the suppressed count is due, if there is one pending.
+    fn due_in(&self) -> Option<Duration> {
+        (self.suppressed > 0).then(|| Duration::from_secs(1).saturating_sub(self.window.elapsed()))
+    }
+
+    /// Logs the count of suppressed lines once their second is over.
+    fn flush(&mut self, listen: Listen) {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            if self.suppressed > 0 {
+                crate::info!("{} more clients refused on {listen}", self.suppressed);
+            }
+            *self = RefusalLog::new();
+        }
+    }
+
+    fn refused(&mut self, peer: SocketAddr, listen: Listen) {
+        self.flush(listen);
+        if self.logged < REFUSALS_LOGGED_PER_SECOND {
+            self.logged += 1;
+            crate::info!("refused {peer} on {listen}: not allowed by HOSTS");
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
 fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ctx: &Arc<Context>) {
     let fds = [
         (socket.as_raw_fd(), Interest::Read),
         (stop.raw(), Interest::Read),
     ];
+    let mut refusals = RefusalLog::new();
+    let listen = pool.lock().unwrap_or_else(|p| p.into_inner()).listen;
     loop {
-        match sys::poll(&fds, None) {
+        match sys::poll(&fds, refusals.due_in()) {
             Ok(ready) if ready[1].read => return,
+            Ok(ready) if !ready[0].read => {
+                refusals.flush(listen);
+                continue;
+            }
             Ok(_) => {}
             Err(e) => {
                 crate::error!("poll: {e}");
@@ -161,7 +213,7 @@ fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ct
                 // A refusal by address costs no thread: a flood of strangers is accepted and
                 // closed right here.
                 if pool.refuses_by_address(peer.ip()) {
-                    crate::info!("refused {peer} on {}: not allowed by HOSTS", pool.listen);
+                    refusals.refused(peer, pool.listen);
                     continue;
                 }
                 let Some(slot) = Slot::take() else {

@@ -88,3 +88,28 @@ fn localhost_is_admitted_by_forward_confirmed_name() {
     assert!(refused(&pty, connect_from("127.0.0.2", addr)));
     assert!(served(&pty, connect_from("127.0.0.1", addr)));
 }
+
+#[test]
+fn a_flood_of_refusals_is_logged_briefly() {
+    let pty = Pty::new();
+    let port = free_port();
+    let d = daemon(&pty, &format!("127.0.0.1:{port}"), "127.0.0.1");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..50 {
+        let mut c = connect_from("127.0.0.2", addr);
+        assert_eq!(read_to_close(&mut c, WAIT), Some(Vec::new()));
+    }
+    // At most ten lines one by one, then one line with the count of the rest.
+    let summary = d
+        .log
+        .wait_for("more clients refused", Duration::from_secs(3));
+    let one_by_one = d.log.count("refused 127.0.0.2");
+    assert!(one_by_one <= 10, "{one_by_one} refusal lines");
+    let summarized: usize = summary
+        .as_deref()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("no summary line");
+    assert_eq!(one_by_one + summarized, 50, "{}", d.log.all());
+    assert!(!pty.slave_open());
+}

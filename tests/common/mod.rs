@@ -754,3 +754,31 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// Echoes everything the device side writes, like a modem in data mode, until the slave has
+/// been closed for about 200 ms (EIO while nobody has it open: modemd may reopen it).
+pub fn echo_master(master: OwnedFd) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut f = fs::File::from(master);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut idle = 0;
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    idle = 0;
+                    if f.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    idle += 1;
+                    if idle > 200 {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    })
+}
