@@ -63,14 +63,24 @@ pub fn check_not_running(path: &Path) -> Result<(), PidError> {
     if pid == sys::getpid() || !sys::process_alive(pid) {
         return Ok(());
     }
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim_end().starts_with("modemd") {
+    if is_modemd(pid) {
         return Err(PidError::Running {
             path: path.to_owned(),
             pid,
         });
     }
     Ok(())
+}
+
+/// Whether process `pid` runs a modemd binary: a program named `modemd*` among the first
+/// words of its command line (argv[0] natively; under an emulator such as qemu-user the
+/// program comes after the emulator's own arguments, and `comm` names the emulator).
+fn is_modemd(pid: i32) -> bool {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmdline.split(|&b| b == 0).take(8).any(|arg| {
+        let name = arg.rsplit(|&b| b == b'/').next().unwrap_or(arg);
+        name.starts_with(b"modemd")
+    })
 }
 
 /// The pid file, removed when dropped.

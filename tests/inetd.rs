@@ -36,7 +36,7 @@ fn seed_setup_through_openbsd_inetd_and_tcpd() {
         &conf,
         format!(
             "127.0.0.1:{port} stream tcp nowait root {TCPD} {} {}\n",
-            modemd_bin().display(),
+            modemd_program(dir.path()).display(),
             sim.device.display()
         ),
     )

@@ -256,6 +256,31 @@ pub fn modemd_bin() -> PathBuf {
     bin("MODEMD_BIN", env!("CARGO_BIN_EXE_modemd"))
 }
 
+/// Whether the daemon runs under an emulator (`MODEMD_LAUNCHER`): then its memory figures
+/// are the emulator's, and only native runs check them.
+pub fn emulated() -> bool {
+    std::env::var("MODEMD_LAUNCHER").is_ok_and(|l| !l.trim().is_empty())
+}
+
+/// A program path that runs modemd when exec'd directly (by inetd or tcpd): the binary, or
+/// under an emulator a small script in `dir` that runs it behind `MODEMD_LAUNCHER`.
+pub fn modemd_program(dir: &Path) -> PathBuf {
+    if !emulated() {
+        return modemd_bin();
+    }
+    let launcher = std::env::var("MODEMD_LAUNCHER").unwrap_or_default();
+    let script = dir.join("modemd");
+    let text = format!(
+        "#!/bin/sh\nexec {launcher} {} \"$@\"\n",
+        modemd_bin().display()
+    );
+    fs::write(&script, text).expect("write launcher script");
+    let mut perms = fs::metadata(&script).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&script, perms).expect("chmod launcher script");
+    script
+}
+
 /// A command running modemd (behind `MODEMD_LAUNCHER` if set).
 pub fn modemd_command() -> Command {
     let launcher = std::env::var("MODEMD_LAUNCHER").unwrap_or_default();
