@@ -1,9 +1,12 @@
-# modemd: build, demo, tests, benchmark. `make help` lists the targets.
+# modemd: build, demo, tests, benchmark, install. `make help` lists the targets.
 CARGO ?= cargo
+PREFIX ?= /usr/local
+DESTDIR ?=
+ARCH ?= mipsel_24kc
 DEMO_PORT ?= 2006
 DEMO_DIR := target/demo
 
-.PHONY: all build release demo test lint unit bench fuzz clean help
+.PHONY: all build release demo test lint unit bench fuzz install ipk clean help
 FUZZ_SECONDS ?= 60
 
 all: build
@@ -14,6 +17,8 @@ help:
 	@echo "make bench   latency and throughput: modemd vs a direct pty"
 	@echo "make release optimised, stripped binary in target/release/modemd"
 	@echo "make fuzz    run each fuzz target FUZZ_SECONDS (60) s (nightly + cargo-fuzz)"
+	@echo "make install binary and man pages under DESTDIR/PREFIX (/usr/local)"
+	@echo "make ipk     OpenWrt package for ARCH (mipsel_24kc) into dist/, no SDK needed"
 
 build:
 	$(CARGO) build --bins
@@ -55,6 +60,19 @@ fuzz:
 			2>&1 | tee ../target/fuzz-$$t.log | grep -E '^#[0-9]+ +DONE|^Done|ERROR|panicked' ; \
 		grep -q 'ERROR\|panicked' ../target/fuzz-$$t.log && exit 1; \
 	done; true
+
+# The daemon and its manuals; init scripts are in etc/ (SysV, systemd) and openwrt/.
+install: release
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0755 target/release/modemd $(DESTDIR)$(PREFIX)/sbin/modemd
+	install -m 0644 man/modemd.8 $(DESTDIR)$(PREFIX)/share/man/man8/modemd.8
+	install -m 0644 man/modemd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/modemd.conf.5
+
+# An .ipk for OpenWrt's package architecture ARCH, from the static cross build.
+ipk:
+	cross/build.sh $$(openwrt/ipk.sh --triple $(ARCH))
+	openwrt/ipk.sh $(ARCH) dist/$$(openwrt/ipk.sh --triple $(ARCH))/modemd dist
 
 clean:
 	$(CARGO) clean
