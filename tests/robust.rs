@@ -139,14 +139,17 @@ fn a_client_that_stops_reading_costs_no_memory_and_loses_no_byte() {
     // The modem talks, the client reads nothing: let every buffer on the way fill up.
     thread::sleep(Duration::from_millis(1500));
     let rss_stalled = d.rss_kib();
-    assert!(
-        rss_stalled < 4096,
-        "daemon RSS {rss_stalled} KiB with a stalled client"
-    );
-    assert!(
-        rss_stalled < rss_before + 512,
-        "RSS grew from {rss_before} to {rss_stalled} KiB while the client was stalled"
-    );
+    // Under an emulator the figure is the emulator's.
+    if !emulated() {
+        assert!(
+            rss_stalled < 4096,
+            "daemon RSS {rss_stalled} KiB with a stalled client"
+        );
+        assert!(
+            rss_stalled < rss_before + 512,
+            "RSS grew from {rss_before} to {rss_stalled} KiB while the client was stalled"
+        );
+    }
     c.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     let mut got = vec![0u8; LEN];
