@@ -48,6 +48,16 @@ impl Syslog {
     }
 }
 
+/// A daemon that is not our child: killed by PID if the test ends early.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill by PID; at worst the process is already gone (ESRCH).
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
 impl Drop for Syslog {
     fn drop(&mut self) {
         let _ = fs::remove_file("/dev/log");
@@ -93,6 +103,7 @@ fn daemon_mode_pid_file_syslog_and_sigterm() {
         .trim()
         .parse()
         .expect("pid");
+    let _daemon = KillOnDrop(pid);
     assert!(!wait_gone(pid, Duration::ZERO), "daemon not running");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
     assert!(
