@@ -133,7 +133,8 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
             })
             .map_err(setup("start the signal thread"))?;
     }
-    session::serve(client, &pool, &ctx);
+    let peer = client.peer_addr().map_err(setup("read the peer address"))?;
+    session::serve(client, peer, &pool, &ctx);
     Ok(())
 }
 

@@ -232,7 +232,7 @@ fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ct
                     .stack_size(SESSION_STACK)
                     .spawn(move || {
                         let _slot = slot;
-                        session::serve(stream, &pool, &ctx)
+                        session::serve(stream, peer, &pool, &ctx)
                     });
                 if let Err(e) = spawned {
                     crate::error!("cannot start a session thread: {e}");

@@ -59,9 +59,12 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
             Level::Warning => "warning: ",
             Level::Info | Level::Debug => "",
         };
-        // Not eprintln!: it panics when stderr is a closed pipe (a dead log reader under
-        // procd or systemd), and a lost line must not cost a session.
-        let _ = writeln!(std::io::stderr().lock(), "modemd: {tag}{args}");
+        // One write(2) a line: stderr is unbuffered, and formatting straight into it would
+        // cost a system call per piece. Not eprintln!: it panics when stderr is a closed
+        // pipe (a dead log reader under procd or systemd), and a lost line must not cost a
+        // session.
+        let line = format!("modemd: {tag}{args}\n");
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
 

@@ -260,24 +260,31 @@ fn device_to_client(
         (line.as_fd().as_raw_fd(), Interest::Read),
         (ctl.wake.raw(), Interest::Read),
     ];
+    // Read first, poll only when the device has nothing: under load a read usually finds
+    // data, and the poll would be a wasted system call and wake-up per chunk.
+    let mut must_wait = false;
     loop {
-        let timeout = idle.map(|limit| limit.saturating_sub(activity.since()));
-        if timeout == Some(Duration::ZERO) {
-            ctl.stop(End::Idle);
-            return total;
-        }
-        let ready = match sys::poll(&fds, timeout) {
-            Ok(r) => r,
-            Err(e) => {
-                ctl.stop(End::DeviceError(e));
+        if must_wait {
+            let timeout = idle.map(|limit| limit.saturating_sub(activity.since()));
+            if timeout == Some(Duration::ZERO) {
+                ctl.stop(End::Idle);
                 return total;
             }
-        };
-        if ready[1].read {
+            let ready = match sys::poll(&fds, timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    ctl.stop(End::DeviceError(e));
+                    return total;
+                }
+            };
+            if ready[1].read {
+                return total;
+            }
+            if !(ready[0].read || ready[0].hangup) {
+                continue;
+            }
+        } else if ctl.stopped() {
             return total;
-        }
-        if !(ready[0].read || ready[0].hangup) {
-            continue;
         }
         let n = match sys::read(line.as_fd(), &mut buf) {
             Ok(0) => {
@@ -285,14 +292,11 @@ fn device_to_client(
                 return total;
             }
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                must_wait = true;
                 continue;
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {
                 ctl.stop(End::DeviceGone);
                 return total;
@@ -302,6 +306,7 @@ fn device_to_client(
                 return total;
             }
         };
+        must_wait = false;
         activity.touch();
         if let Err(e) = client.write_all(&buf[..n]) {
             ctl.stop(End::ClientError(e));

@@ -85,16 +85,8 @@ impl Resolver for SystemResolver {
 /// How long a client that found no device may take to read the `busy` line before we close.
 const LINGER: Duration = Duration::from_millis(200);
 
-/// Serves one accepted client of `pool` until its session ends.
-pub fn serve(client: TcpStream, pool: &Pool, ctx: &Context) {
-    let peer = match client.peer_addr() {
-        Ok(p) => p,
-        // Reset before we got to it: nothing to serve, nothing to log beyond debug.
-        Err(e) => {
-            crate::debug!("client on {} gone before admission: {e}", pool.listen);
-            return;
-        }
-    };
+/// Serves one accepted client of `pool`, connected from `peer`, until its session ends.
+pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     let ctl = match Control::new(client) {
         Ok(c) => Arc::new(c),
         Err(e) => {
