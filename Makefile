@@ -14,7 +14,7 @@ all: build
 help:
 	@echo "make demo    run modemd with a simulated modem on 127.0.0.1:$(DEMO_PORT)"
 	@echo "make test    formatting, lints, unit and integration tests"
-	@echo "make bench   latency and throughput: modemd vs a direct pty"
+	@echo "make bench   modemd vs a direct pty, under a flood, and vs ser2net, socat and a C relay (QUICK=1: short)"
 	@echo "make release optimised, stripped binary in target/release/modemd"
 	@echo "make fuzz    run each fuzz target FUZZ_SECONDS (60) s (nightly + cargo-fuzz)"
 	@echo "make install binary and man pages under DESTDIR/PREFIX (/usr/local)"
@@ -48,8 +48,19 @@ lint:
 test: lint
 	$(CARGO) test
 
+# QUICK=1: the short run (under a minute). The comparison needs Debian's ser2net and socat,
+# installed here when missing (as root); without them it skips those two servers.
+QUICK ?=
 bench:
-	$(CARGO) bench --bench relay --bench flood
+	@command -v ser2net >/dev/null && command -v socat >/dev/null || \
+		if [ "$$(id -u)" = 0 ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ser2net socat >/dev/null || \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ser2net socat >/dev/null; }; \
+		else echo "bench: ser2net/socat missing; install them to compare (apt-get install ser2net socat)"; fi
+	@# The comparison prefers the static build (the memory goals are for it): keep it current.
+	@if [ -e cross/build/x86_64-unknown-linux-musl/.stamp ]; then \
+		cross/build.sh x86_64-unknown-linux-musl; else rm -f dist/x86_64-unknown-linux-musl/modemd; fi
+	$(if $(QUICK),BENCH_QUICK=1) $(CARGO) bench --bench relay --bench flood --bench compare
 
 # The parsers under libFuzzer. Needs the nightly toolchain (rustup) and cargo-fuzz, which
 # is installed when missing. Inputs that crashed once are unit tests beside the parsers.

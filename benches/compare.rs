@@ -1,0 +1,464 @@
+//! `make bench`, side by side: modemd against ser2net (Debian's 4.3, defaults, and tuned with
+//! `chardelay: false` and 16 KiB buffers), socat (`TCP-LISTEN` fork + `FILE` raw) and a
+//! minimal C poll() relay (`benches/floor/relay.c`), the floor every figure is divided by.
+//!
+//! Each server exports PTY slaves on 127.0.0.1; the bench holds the masters and plays the
+//! modem (an echo for round trips, a checked reader/writer for bulk). All servers run in the
+//! same process, interleaved: in every round each measurement is taken for every server in
+//! turn (the order rotates from round to round), so a ratio to the C relay compares figures
+//! taken seconds apart. Reported: medians over the rounds with min–max and the median ratio.
+//!
+//! `BENCH_QUICK=1`: 3 rounds and smaller sizes, under a minute. `BENCH_ROUNDS=N` overrides the
+//! round count, `BENCH_NO_DMA_LATENCY=1` leaves `/dev/cpu_dma_latency` alone. modemd is
+//! `MODEMD_BIN`, else the static build in `dist/` if there is one, else cargo's. Figures only:
+//! nothing here fails on speed. Results: printed, and written to `benches/results/`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "compare/device.rs"]
+mod device;
+#[path = "compare/measure.rs"]
+mod measure;
+#[path = "compare/procs.rs"]
+mod procs;
+#[path = "compare/report.rs"]
+mod report;
+#[path = "compare/servers.rs"]
+mod servers;
+
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use device::Device;
+use measure::with_echo;
+use report::Results;
+use servers::{Kind, Server, Tools};
+
+/// Sizes of a run.
+struct Plan {
+    quick: bool,
+    rounds: usize,
+    warmup: usize,
+    rtt_iters: usize,
+    /// Time cap per message size for slow servers (ser2net's default waits ≥ 1 ms per reply).
+    rtt_cap: Duration,
+    bulk: usize,
+    /// Time cap per bulk run for slow servers (ser2net's default 64-byte buffers).
+    bulk_cap: Duration,
+    connects: usize,
+    sessions: usize,
+    ports: usize,
+    many_warmup: Duration,
+    many_time: Duration,
+    /// The whole run must end within this; a watchdog kills everything after it.
+    budget: Duration,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty());
+        let mut p = if quick {
+            Plan {
+                quick,
+                rounds: 3,
+                warmup: 50,
+                rtt_iters: 500,
+                rtt_cap: Duration::from_millis(700),
+                bulk: 4 << 20,
+                bulk_cap: Duration::from_millis(1500),
+                connects: 50,
+                sessions: 32,
+                ports: 64,
+                many_warmup: Duration::from_millis(100),
+                many_time: Duration::from_millis(400),
+                budget: Duration::from_secs(58),
+            }
+        } else {
+            Plan {
+                quick,
+                rounds: 5,
+                warmup: 200,
+                rtt_iters: 2000,
+                rtt_cap: Duration::from_secs(4),
+                bulk: 64 << 20,
+                bulk_cap: Duration::from_secs(5),
+                connects: 200,
+                sessions: 32,
+                ports: 256,
+                many_warmup: Duration::from_millis(300),
+                many_time: Duration::from_secs(2),
+                budget: Duration::from_secs(590),
+            }
+        };
+        if let Some(n) = std::env::var("BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            p.rounds = n;
+        }
+        p
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} mode: {} rounds; round trips {} after {} warm-up (capped at {:.1} s per size); \
+             bulk {} MiB each way (capped at {:.1} s per run); {} connects; {} sessions; \
+             {} ports for {:.1} s",
+            if self.quick { "QUICK" } else { "full" },
+            self.rounds,
+            self.rtt_iters,
+            self.warmup,
+            self.rtt_cap.as_secs_f64(),
+            self.bulk >> 20,
+            self.bulk_cap.as_secs_f64(),
+            self.connects,
+            self.sessions,
+            self.ports,
+            self.many_time.as_secs_f64(),
+        )
+    }
+}
+
+/// Holds `/dev/cpu_dma_latency` at 0 for the run: idle vCPUs of these VMs otherwise halt and
+/// wake slowly, which inflates small-message latency.
+fn hold_dma_latency() -> (Option<File>, String) {
+    if std::env::var_os("BENCH_NO_DMA_LATENCY").is_some() {
+        return (None, "off (BENCH_NO_DMA_LATENCY set)".into());
+    }
+    let held = OpenOptions::new()
+        .write(true)
+        .open("/dev/cpu_dma_latency")
+        .and_then(|mut f| f.write_all(&0i32.to_ne_bytes()).map(|()| f));
+    match held {
+        Ok(f) => (Some(f), "on (held at 0 µs for the whole run)".into()),
+        Err(e) => (None, format!("off ({e})")),
+    }
+}
+
+/// Kills every server and exits if the run outlives its budget.
+fn watchdog(budget: Duration) {
+    thread::spawn(move || {
+        thread::sleep(budget);
+        eprintln!("compare: still running after {budget:?}: killing the servers, giving up");
+        servers::kill_all();
+        std::process::exit(2);
+    });
+}
+
+fn today() -> String {
+    let days = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} CPUs ({cpu}), Linux {}", kernel.trim())
+}
+
+/// Runs `f` on every server of `order`, recording failures as notes; prints how long each
+/// server took.
+fn each<'a>(
+    res: &mut Results,
+    order: &[Kind],
+    what: &str,
+    mut f: impl FnMut(&mut Results, Kind) -> Result<(), String> + 'a,
+) {
+    let mut times = Vec::new();
+    for &k in order {
+        let t = Instant::now();
+        if let Err(e) = f(res, k) {
+            eprintln!("compare: {what}, {}: {e}", k.name());
+            res.note(format!("{what}, {}: {e}", k.name()));
+        }
+        times.push(format!("{} {:.2} s", k.name(), t.elapsed().as_secs_f64()));
+    }
+    eprintln!("compare:   {what}: {}", times.join(", "));
+}
+
+fn main() {
+    let started = Instant::now();
+    let plan = Plan::from_env();
+    watchdog(plan.budget);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        servers::kill_all();
+        hook(info);
+    }));
+    let tools = Tools::discover();
+    for n in &tools.notes {
+        eprintln!("compare: {n}");
+    }
+    let (_dma, dma_note) = hold_dma_latency();
+    eprintln!("compare: cpu_dma_latency {dma_note}");
+    eprintln!("compare: {}", plan.describe());
+    let kinds = tools.available();
+    let data = common::random_bytes(plan.bulk, 7);
+    let mut res = Results::new(kinds.clone(), plan.rounds);
+
+    // One device per server for the single-session figures, and two pools reused by one
+    // server at a time for the 32-session and many-port figures (echoing all along).
+    let mains: Vec<Device> = kinds.iter().map(|_| Device::new()).collect();
+    let pool: Vec<Device> = (0..plan.sessions).map(|_| Device::new()).collect();
+    let wide: Vec<Device> = (0..plan.ports).map(|_| Device::new()).collect();
+    let pool_refs: Vec<&Device> = pool.iter().collect();
+    let wide_refs: Vec<&Device> = wide.iter().collect();
+    let _pool_echo = device::Echo::start(&pool_refs);
+    let _wide_echo = device::Echo::start(&wide_refs);
+    let dev_of = |k: Kind| &mains[kinds.iter().position(|&x| x == k).expect("kind")];
+
+    let mut rounds_done = 0;
+    let mut longest = Duration::ZERO;
+    for round in 0..plan.rounds {
+        let t_round = Instant::now();
+        if started.elapsed() + longest + longest / 4 > plan.budget {
+            res.note(format!(
+                "stopped after {round} rounds to stay within {:?}",
+                plan.budget
+            ));
+            break;
+        }
+        let mut order = kinds.clone();
+        order.rotate_left(round % kinds.len());
+        eprintln!(
+            "compare: round {}/{} ({})",
+            round + 1,
+            plan.rounds,
+            order
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+
+        // Single-port instances of every server, all up at once, measured in turn.
+        let mut running: Vec<(Kind, Server)> = Vec::new();
+        each(&mut res, &order, "start", |_, k| {
+            running.push((k, Server::start(k, &tools, &[dev_of(k)])?));
+            Ok(())
+        });
+        let order: Vec<Kind> = order
+            .into_iter()
+            .filter(|k| running.iter().any(|(r, _)| r == k))
+            .collect();
+        let server = |k: Kind| &running.iter().find(|(r, _)| *r == k).expect("running").1;
+        thread::sleep(Duration::from_millis(100));
+        each(&mut res, &order, "idle memory", |res, k| {
+            let m = server(k).memory();
+            res.set("rss_idle", k, round, m.rss_kib as f64);
+            res.set("pss_idle", k, round, m.pss_kib as f64);
+            Ok(())
+        });
+        let main_refs: Vec<&Device> = mains.iter().collect();
+        with_echo(&main_refs, || {
+            each(&mut res, &order, "1 session", |res, k| {
+                let s = server(k);
+                let m = measure::sessions_memory(s, &[dev_of(k)], &s.addrs(), &[64])?;
+                res.set("rss_1", k, round, m[0].rss_kib as f64);
+                res.set("pss_1", k, round, m[0].pss_kib as f64);
+                Ok(())
+            });
+            each(&mut res, &order, "round trips", |res, k| {
+                let [one, big] = measure::latency(
+                    server(k),
+                    dev_of(k),
+                    plan.warmup,
+                    plan.rtt_iters,
+                    plan.rtt_cap,
+                )?;
+                res.set("rtt1_p50", k, round, one.p50);
+                res.set("rtt1_p99", k, round, one.p99);
+                res.set("rtt1_p999", k, round, one.p999);
+                res.set("rtt64_p50", k, round, big.p50);
+                res.set("rtt64_p99", k, round, big.p99);
+                res.set("rtt64_p999", k, round, big.p999);
+                let fewest = one.samples.min(big.samples);
+                if fewest < plan.rtt_iters {
+                    res.note_min(
+                        &format!(
+                            "{}: round trips capped at {:.1} s per size",
+                            k.name(),
+                            plan.rtt_cap.as_secs_f64()
+                        ),
+                        "fewest samples per size",
+                        fewest,
+                    );
+                }
+                Ok(())
+            });
+            each(&mut res, &order, "connects", |res, k| {
+                let (p50, p99, failed) = measure::connects(server(k), dev_of(k), plan.connects)?;
+                res.set("conn_p50", k, round, p50);
+                res.set("conn_p99", k, round, p99);
+                if failed > 0 {
+                    res.note(format!(
+                        "{}: {failed} connects failed in round {}",
+                        k.name(),
+                        round + 1
+                    ));
+                }
+                Ok(())
+            });
+        });
+        each(&mut res, &order, "bulk", |res, k| {
+            let b = measure::bulk(server(k), dev_of(k), &data, plan.bulk_cap)?;
+            for (i, (t, c)) in [("up", "cpu_up"), ("down", "cpu_down"), ("both", "cpu_both")]
+                .into_iter()
+                .enumerate()
+            {
+                res.set(t, k, round, b[i].mib_s);
+                res.set(c, k, round, b[i].cpu_us_per_mib);
+                if b[i].capped {
+                    res.note(format!(
+                        "{}: bulk {t} capped at {:.1} s (rate over what moved, all of it checked)",
+                        k.name(),
+                        plan.bulk_cap.as_secs_f64()
+                    ));
+                }
+            }
+            Ok(())
+        });
+        drop(running);
+        for d in &mains {
+            d.flush();
+        }
+
+        // 32 sessions on 32 ports, then many ports, one server at a time.
+        each(&mut res, &order, "32 sessions", |res, k| {
+            let s = Server::start(k, &tools, &pool_refs)?;
+            let m = measure::sessions_memory(&s, &pool_refs, &s.addrs(), &[64, 16 * 1024]);
+            drop(s);
+            pool.iter().for_each(Device::flush);
+            let m = m?;
+            res.set("rss_32", k, round, m[0].rss_kib as f64);
+            res.set("pss_32", k, round, m[0].pss_kib as f64);
+            res.set("rss_32_full", k, round, m[1].rss_kib as f64);
+            res.set("pss_32_full", k, round, m[1].pss_kib as f64);
+            Ok(())
+        });
+        each(&mut res, &order, "many ports", |res, k| {
+            let s = Server::start(k, &tools, &wide_refs)?;
+            let r = measure::many(&s, plan.many_warmup, plan.many_time);
+            drop(s);
+            wide.iter().for_each(Device::flush);
+            let (rate, m, failed) = r?;
+            res.set("many_rt", k, round, rate);
+            res.set("many_rss", k, round, m.rss_kib as f64);
+            res.set("many_pss", k, round, m.pss_kib as f64);
+            if failed > 0 {
+                res.note(format!(
+                    "{}: {failed} of {} clients got no session in round {}",
+                    k.name(),
+                    plan.ports,
+                    round + 1
+                ));
+            }
+            Ok(())
+        });
+        rounds_done += 1;
+        longest = longest.max(t_round.elapsed());
+        eprintln!(
+            "compare: round {} took {:.1} s",
+            round + 1,
+            t_round.elapsed().as_secs_f64()
+        );
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## modemd vs ser2net, socat and a C poll() relay ({})\n",
+        today()
+    );
+    let _ = writeln!(out, "- {}", plan.describe());
+    let _ = writeln!(
+        out,
+        "- rounds completed: {rounds_done}; in each, every measurement is taken for every server \
+         in turn, the order rotating by one each round; cells: median (min–max) over the \
+         rounds, **×ratio** = median of the per-round ratios to the C relay"
+    );
+    let _ = writeln!(out, "- machine: {}", machine());
+    let _ = writeln!(out, "- /dev/cpu_dma_latency: {dma_note}");
+    for n in &tools.notes {
+        let _ = writeln!(out, "- {n}");
+    }
+    let _ = writeln!(
+        out,
+        "- setup: every server exports PTY slaves on 127.0.0.1 (115200 8N1, raw) and opens the \
+         device per session; the bench plays the modem on the masters. ser2net: YAML, \
+         `tcp,127.0.0.1,PORT` → `serialdev,DEV,115200n81,local`, defaults; tuned adds \
+         `chardelay: false`, `dev-to-net-bufsize`/`net-to-dev-bufsize: 16384`. socat: \
+         `TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,nodelay FILE:DEV,raw,echo=0`, one \
+         listener process per port. C relay: one process, one poll() loop over all ports, \
+         one session per port, 16 KiB buffers, TCP_NODELAY."
+    );
+    let _ = writeln!(
+        out,
+        "- CPU: user+sys of every thread of every server process (scheduler run time, ns). \
+         Memory: `smaps_rollup` summed over the server's processes (socat: listeners and \
+         session children); sessions measured once each echoed 64 bytes (a modem dialogue), and \
+         for 32 sessions again after each echoed 16 KiB more (buffers filled). PSS shares a \
+         file's pages among all processes mapping it: the C relay's glibc with everything on \
+         the machine, a static modemd with any other modemd running. Connect: connect, \
+         send 1 byte, read its echo; the next client starts once the server closed the device."
+    );
+    out += "\n";
+    out += &res.tables();
+    out += &res.goals();
+    out += "\n";
+    out += &res.per_round();
+    if !res.notes.is_empty() {
+        out += "\nNotes:\n\n";
+        for n in &res.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nWall time of the run: {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+    println!("\n{out}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+    let names = if plan.quick {
+        vec!["compare-quick.md".to_owned()]
+    } else {
+        vec![
+            format!("compare-{}.md", today()),
+            "compare-latest.md".to_owned(),
+        ]
+    };
+    if fs::create_dir_all(&dir).is_ok() {
+        for n in names {
+            let p = dir.join(n);
+            match fs::write(&p, &out) {
+                Ok(()) => eprintln!("compare: written to {}", p.display()),
+                Err(e) => eprintln!("compare: cannot write {}: {e}", p.display()),
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Figures per metric, server and round; medians with min–max, ratios to the C relay of the
+//! same round, the Markdown tables and the goal check.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::servers::Kind;
+
+/// One row of a table.
+pub struct Metric {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// Decimals to print.
+    pub decimals: usize,
+}
+
+/// The tables, in order: a title and its rows.
+pub const GROUPS: &[(&str, &[Metric])] = &[
+    (
+        "Round-trip latency, µs (lower is better)",
+        &[
+            m("rtt1_p50", "1 B p50", 1),
+            m("rtt1_p99", "1 B p99", 1),
+            m("rtt1_p999", "1 B p99.9", 1),
+            m("rtt64_p50", "64 B p50", 1),
+            m("rtt64_p99", "64 B p99", 1),
+            m("rtt64_p999", "64 B p99.9", 1),
+        ],
+    ),
+    (
+        "Throughput, MiB/s (higher is better), and server CPU, µs per MiB moved (lower is better)",
+        &[
+            m("up", "client→device MiB/s", 0),
+            m("down", "device→client MiB/s", 0),
+            m("both", "both at once MiB/s (sum)", 0),
+            m("cpu_up", "CPU client→device µs/MiB", 0),
+            m("cpu_down", "CPU device→client µs/MiB", 0),
+            m("cpu_both", "CPU both at once µs/MiB", 0),
+        ],
+    ),
+    (
+        "Memory of all server processes, KiB (lower is better)",
+        &[
+            m("rss_idle", "RSS idle (1 port)", 0),
+            m("pss_idle", "PSS idle (1 port)", 0),
+            m("rss_1", "RSS 1 session", 0),
+            m("pss_1", "PSS 1 session", 0),
+            m("rss_32", "RSS 32 sessions (32 ports)", 0),
+            m("pss_32", "PSS 32 sessions (32 ports)", 0),
+            m("rss_32_full", "RSS 32 sessions, buffers filled", 0),
+            m("pss_32_full", "PSS 32 sessions, buffers filled", 0),
+        ],
+    ),
+    (
+        "Connect → first echoed byte, µs (lower is better)",
+        &[m("conn_p50", "p50", 0), m("conn_p99", "p99", 0)],
+    ),
+    (
+        "Many ports, one active client each (round trips: higher is better)",
+        &[
+            m("many_rt", "aggregate round trips/s", 0),
+            m("many_rss", "RSS KiB", 0),
+            m("many_pss", "PSS KiB", 0),
+        ],
+    ),
+];
+
+const fn m(key: &'static str, label: &'static str, decimals: usize) -> Metric {
+    Metric {
+        key,
+        label,
+        decimals,
+    }
+}
+
+/// Every figure of the run.
+pub struct Results {
+    pub kinds: Vec<Kind>,
+    pub rounds: usize,
+    values: BTreeMap<(&'static str, Kind), Vec<Option<f64>>>,
+    /// Remarks printed under the tables (failures, capped runs).
+    pub notes: Vec<String>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Median, min and max of some figures.
+#[derive(Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut v: Vec<f64>) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        let (min, max) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        Some(Spread {
+            median: median(&mut v),
+            min,
+            max,
+        })
+    }
+}
+
+impl Results {
+    pub fn new(kinds: Vec<Kind>, rounds: usize) -> Results {
+        Results {
+            kinds,
+            rounds,
+            values: BTreeMap::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: &'static str, kind: Kind, round: usize, v: f64) {
+        let slot = self
+            .values
+            .entry((key, kind))
+            .or_insert_with(|| vec![None; self.rounds]);
+        slot[round] = Some(v);
+    }
+
+    pub fn note(&mut self, text: String) {
+        if !self.notes.contains(&text) {
+            self.notes.push(text);
+        }
+    }
+
+    /// A note `"{what} ({label} N)"` keeping the smallest N seen.
+    pub fn note_min(&mut self, what: &str, label: &str, n: usize) {
+        let head = format!("{what} ({label} ");
+        let old = self.notes.iter().position(|t| t.starts_with(&head));
+        let keep = old
+            .and_then(|i| {
+                self.notes[i][head.len()..]
+                    .trim_end_matches(')')
+                    .parse::<usize>()
+                    .ok()
+            })
+            .map_or(n, |m| m.min(n));
+        let text = format!("{head}{keep})");
+        match old {
+            Some(i) => self.notes[i] = text,
+            None => self.notes.push(text),
+        }
+    }
+
+    /// The figures of `kind` over the rounds.
+    pub fn absolute(&self, key: &str, kind: Kind) -> Option<Spread> {
+        let v = self
+            .values
+            .iter()
+            .find(|((k, s), _)| *k == key && *s == kind)?
+            .1;
+        Spread::of(v.iter().flatten().copied().collect())
+    }
+
+    /// The ratios of `kind` to the C relay, round by round.
+    pub fn ratio(&self, key: &str, kind: Kind) -> Option<Spread> {
+        let get = |k: Kind| {
+            self.values
+                .iter()
+                .find(|((kk, s), _)| *kk == key && *s == k)
+                .map(|(_, v)| v.clone())
+        };
+        let (a, floor) = (get(kind)?, get(Kind::Floor)?);
+        Spread::of(
+            a.iter()
+                .zip(&floor)
+                .filter_map(|(a, f)| match (a, f) {
+                    (Some(a), Some(f)) if *f > 0.0 => Some(a / f),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Every table, Markdown.
+    pub fn tables(&self) -> String {
+        let mut out = String::new();
+        for (title, metrics) in GROUPS {
+            let _ = writeln!(out, "### {title}\n");
+            out += "| metric |";
+            for k in &self.kinds {
+                let _ = write!(out, " {} |", k.name());
+            }
+            out += "\n|---|";
+            for _ in &self.kinds {
+                out += "---:|";
+            }
+            out += "\n";
+            for mtr in *metrics {
+                let _ = write!(out, "| {} |", mtr.label);
+                for &k in &self.kinds {
+                    let cell = match self.absolute(mtr.key, k) {
+                        None => "n/a".to_owned(),
+                        Some(s) => {
+                            let d = mtr.decimals;
+                            let mut c = format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max);
+                            if k != Kind::Floor {
+                                if let Some(r) = self.ratio(mtr.key, k) {
+                                    let _ = write!(c, " **×{:.2}**", r.median);
+                                }
+                            }
+                            c
+                        }
+                    };
+                    let _ = write!(out, " {cell} |");
+                }
+                out += "\n";
+            }
+            out += "\n";
+        }
+        out
+    }
+}
+
+/// A goal for modemd: on the ratio to the C relay or on an absolute figure.
+struct Goal {
+    what: &'static str,
+    key: &'static str,
+    ratio: bool,
+    /// `true`: the figure must be at most `limit`; `false`: at least.
+    at_most: bool,
+    limit: f64,
+    target: &'static str,
+}
+
+const GOALS: &[Goal] = &[
+    goal("1 B RTT p50", "rtt1_p50", true, true, 1.05, "≤ 1.05×"),
+    goal("1 B RTT p99", "rtt1_p99", true, true, 1.15, "≤ 1.15×"),
+    goal("throughput client→device", "up", true, false, 1.0, "≥ 1.0×"),
+    goal(
+        "throughput device→client",
+        "down",
+        true,
+        false,
+        1.0,
+        "≥ 1.0×",
+    ),
+    goal(
+        "throughput both at once",
+        "both",
+        true,
+        false,
+        1.0,
+        "≥ 1.0×",
+    ),
+    goal(
+        "CPU per MiB client→device",
+        "cpu_up",
+        true,
+        true,
+        1.05,
+        "≤ 1.05×",
+    ),
+    goal(
+        "CPU per MiB device→client",
+        "cpu_down",
+        true,
+        true,
+        1.05,
+        "≤ 1.05×",
+    ),
+    goal(
+        "CPU per MiB both at once",
+        "cpu_both",
+        true,
+        true,
+        1.05,
+        "≤ 1.05×",
+    ),
+    goal(
+        "RSS, 32 sessions",
+        "rss_32",
+        false,
+        true,
+        1024.0,
+        "≤ 1024 KiB",
+    ),
+    goal(
+        "PSS, 32 sessions",
+        "pss_32",
+        false,
+        true,
+        614.4,
+        "≤ 614 KiB",
+    ),
+    goal(
+        "connect → first byte p50",
+        "conn_p50",
+        false,
+        true,
+        100.0,
+        "≤ 100 µs",
+    ),
+    goal(
+        "many ports: round trips/s",
+        "many_rt",
+        true,
+        false,
+        0.95,
+        "≥ 0.95×",
+    ),
+];
+
+const fn goal(
+    what: &'static str,
+    key: &'static str,
+    ratio: bool,
+    at_most: bool,
+    limit: f64,
+    target: &'static str,
+) -> Goal {
+    Goal {
+        what,
+        key,
+        ratio,
+        at_most,
+        limit,
+        target,
+    }
+}
+
+impl Results {
+    /// modemd against the issue's goals (medians of the rounds), Markdown.
+    pub fn goals(&self) -> String {
+        let mut out = String::from(
+            "### modemd against the goals (median of the rounds; ratios are to the C relay of \
+             the same round)\n\n| goal | target | modemd | met |\n|---|---|---:|---|\n",
+        );
+        for g in GOALS {
+            let s = if g.ratio {
+                self.ratio(g.key, Kind::Modemd)
+            } else {
+                self.absolute(g.key, Kind::Modemd)
+            };
+            let (figure, met) = match s {
+                None => ("n/a".to_owned(), "n/a"),
+                Some(s) => {
+                    let ok = if g.at_most {
+                        s.median <= g.limit
+                    } else {
+                        s.median >= g.limit
+                    };
+                    let fig = if g.ratio {
+                        format!("×{:.2} (×{:.2}–×{:.2})", s.median, s.min, s.max)
+                    } else {
+                        format!("{:.0} ({:.0}–{:.0})", s.median, s.min, s.max)
+                    };
+                    (fig, if ok { "yes" } else { "**no**" })
+                }
+            };
+            let _ = writeln!(out, "| {} | {} | {figure} | {met} |", g.what, g.target);
+        }
+        out
+    }
+
+    /// The goal metrics round by round, modemd / C relay, so noise shows.
+    pub fn per_round(&self) -> String {
+        let mut out =
+            String::from("### Goal metrics round by round (modemd / C relay)\n\n| metric |");
+        for r in 0..self.rounds {
+            let _ = write!(out, " round {} |", r + 1);
+        }
+        out += "\n|---|";
+        for _ in 0..self.rounds {
+            out += "---:|";
+        }
+        out += "\n";
+        let mut seen = Vec::new();
+        for g in GOALS {
+            if seen.contains(&g.key) {
+                continue;
+            }
+            seen.push(g.key);
+            let Some(mtr) = GROUPS
+                .iter()
+                .flat_map(|(_, ms)| ms.iter())
+                .find(|m| m.key == g.key)
+            else {
+                continue;
+            };
+            let get = |k: Kind| self.values.get(&(g.key, k)).cloned().unwrap_or_default();
+            let (a, f) = (get(Kind::Modemd), get(Kind::Floor));
+            let _ = write!(out, "| {} |", g.what);
+            let d = mtr.decimals;
+            for r in 0..self.rounds {
+                let v = |x: &Vec<Option<f64>>| {
+                    x.get(r)
+                        .copied()
+                        .flatten()
+                        .map_or("n/a".to_owned(), |v| format!("{v:.d$}"))
+                };
+                let _ = write!(out, " {} / {} |", v(&a), v(&f));
+            }
+            out += "\n";
+        }
+        out
+    }
+}
