@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -127,20 +127,28 @@ pub struct Totals {
 }
 
 /// When either direction last moved a byte, for `idle=`.
+///
+/// Milliseconds since the session started, in 32 bits: 32-bit MIPS has no 64-bit atomics.
+/// The count wraps after 49 days, but only the gap to now matters and wrapping arithmetic
+/// keeps it exact for any gap shorter than that (`idle=` allows a week at most).
 struct Activity {
     start: Instant,
-    last_ms: AtomicU64,
+    last_ms: AtomicU32,
 }
 
 impl Activity {
+    fn now_ms(&self) -> u32 {
+        // Truncation is the wrap described above.
+        self.start.elapsed().as_millis() as u32
+    }
+
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn since(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
+        let last = self.last_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().wrapping_sub(last).into())
     }
 }
 
@@ -149,7 +157,7 @@ impl Activity {
 pub fn run(ctl: &Control, line: &Line, idle: Option<Duration>) -> Totals {
     let activity = Activity {
         start: Instant::now(),
-        last_ms: AtomicU64::new(0),
+        last_ms: AtomicU32::new(0),
     };
     let activity = &activity;
     thread::scope(|scope| {
