@@ -6,7 +6,10 @@ ARCH ?= mipsel_24kc
 DEMO_PORT ?= 2006
 DEMO_DIR := target/demo
 
-.PHONY: all build release demo test lint unit bench fuzz install ipk clean help
+.PHONY: all build release demo test lint unit bench fuzz install ipk cross-test clean help
+
+# Static cross builds for the router boards: cross-setup, cross, size, cross-check, cross-smoke.
+include cross/cross.mk
 FUZZ_SECONDS ?= 60
 
 all: build
@@ -19,6 +22,7 @@ help:
 	@echo "make fuzz    run each fuzz target FUZZ_SECONDS (60) s (nightly + cargo-fuzz)"
 	@echo "make install binary and man pages under DESTDIR/PREFIX (/usr/local)"
 	@echo "make ipk     OpenWrt package for ARCH (mipsel_24kc) into dist/, no SDK needed"
+	@echo "make cross-setup cross cross-check cross-test   static router binaries, tested under qemu"
 
 build:
 	$(CARGO) build --bins
@@ -71,6 +75,10 @@ fuzz:
 			2>&1 | tee ../target/fuzz-$$t.log | grep -E '^#[0-9]+ +DONE|^Done|ERROR|panicked' ; \
 		grep -q 'ERROR\|panicked' ../target/fuzz-$$t.log && exit 1; \
 	done; true
+
+# The integration tests against every cross binary in dist/ (or CROSS_TARGETS), under qemu.
+cross-test:
+	cross/test.sh $(filter $(CROSS_TARGETS),$(notdir $(wildcard dist/*)))
 
 # The daemon and its manuals; init scripts are in etc/ (SysV, systemd) and openwrt/.
 install: release
