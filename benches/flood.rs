@@ -53,10 +53,7 @@ fn main() {
     let n = if quick { 1000 } else { 3000 };
     let pty = Pty::new();
     let port = free_port();
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        pty.slave.display()
-    );
+    let conf = config_line(port, &pty.slave);
     let d = Daemon::start(&conf, &[]);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let echo = echo_master(pty.master.try_clone().expect("dup"));

@@ -98,10 +98,7 @@ fn via_modemd(sz: &Sizes) -> Figures {
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let rtt_pty = Pty::new();
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        rtt_pty.slave.display()
-    );
+    let conf = config_line(port, &rtt_pty.slave);
     let d = Daemon::start(&conf, &[]);
     let echo = echo_master(rtt_pty.master.try_clone().expect("dup"));
     let mut c: TcpStream = connect(addr);
@@ -114,10 +111,7 @@ fn via_modemd(sz: &Sizes) -> Figures {
     let pty = Pty::new();
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        pty.slave.display()
-    );
+    let conf = config_line(port, &pty.slave);
     let _d = Daemon::start(&conf, &[]);
     let c = connect(addr);
     c.set_read_timeout(Some(Duration::from_secs(120)))

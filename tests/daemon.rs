@@ -72,14 +72,7 @@ fn daemon_mode_pid_file_syslog_and_sigterm() {
     let dir = TempDir::new("daemon");
     let port = free_port();
     let conf = dir.join("modemd.conf");
-    fs::write(
-        &conf,
-        format!(
-            "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-            pty.slave.display()
-        ),
-    )
-    .expect("write config");
+    fs::write(&conf, config_line(port, &pty.slave)).expect("write config");
     let pid_file = dir.join("modemd.pid");
     let start = || {
         let mut cmd = modemd_command();
@@ -198,10 +191,7 @@ fn dash_u_drops_to_the_user_after_binding() {
     let port = (600..1000)
         .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .expect("port");
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        pty.slave.display()
-    );
+    let conf = config_line(port, &pty.slave);
     let d = Daemon::start_in(dir, &conf, &["-u", "nobody"]);
     let (uid, gid) = ids_of(d.pid());
     assert_eq!(uid, "65534 65534 65534 65534");
@@ -223,14 +213,7 @@ fn a_dead_log_reader_costs_no_session() {
     let dir = TempDir::new("epipe");
     let port = free_port();
     let conf = dir.join("modemd.conf");
-    fs::write(
-        &conf,
-        format!(
-            "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-            pty.slave.display()
-        ),
-    )
-    .expect("write config");
+    fs::write(&conf, config_line(port, &pty.slave)).expect("write config");
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);

@@ -20,10 +20,7 @@ fn at(c: &mut TcpStream, cmd: &str) -> String {
 fn seed_dialogue_atz_and_ati1() {
     let sim = Sim::start(&["-i", "Linux ISDN"]);
     let port = free_port();
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        sim.device.display()
-    );
+    let conf = config_line(port, &sim.device);
     let _d = Daemon::start(&conf, &[]);
     let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
     // As in the HOWTO: the modem echoes the command, then answers.
@@ -35,10 +32,7 @@ fn seed_dialogue_atz_and_ati1() {
 fn simulated_modem_survives_sessions_and_dials() {
     let sim = Sim::start(&[]);
     let port = free_port();
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        sim.device.display()
-    );
+    let conf = config_line(port, &sim.device);
     let d = Daemon::start(&conf, &[]);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for round in 0..3 {
@@ -55,6 +49,10 @@ fn simulated_modem_survives_sessions_and_dials() {
         assert_eq!(read_until(&mut c, b"hello modem", WAIT), b"hello modem");
         drop(c);
         assert!(d.dir.wait_unlocked(WAIT), "round {round}: lock left");
+        assert!(
+            sim.wait_hangups(round + 1),
+            "round {round}: the modem never saw the hang-up"
+        );
     }
 }
 

@@ -13,10 +13,7 @@ use common::*;
 
 fn setup(pty: &Pty, device: &std::path::Path, extra: &[&str]) -> (Daemon, SocketAddr) {
     let port = free_port();
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        device.display()
-    );
+    let conf = config_line(port, device);
     let _ = pty;
     (
         Daemon::start(&conf, extra),

@@ -252,12 +252,7 @@ fn sysv_init_script_starts_reloads_and_stops_modemd() {
     let dir = TempDir::new("initd");
     let (p1, p2) = (free_port(), free_port());
     let conf = dir.join("modemd.conf");
-    let line = |port: u16, dev: &Path| {
-        format!(
-            "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-            dev.display()
-        )
-    };
+    let line = |port: u16, dev: &Path| config_line(port, dev);
     fs::write(&conf, line(p1, &pty.slave)).expect("write");
     let pid_file = dir.join("modemd.pid");
     let script = root().join("etc/init.d/modemd");

@@ -12,10 +12,7 @@ use common::*;
 
 fn one_device(pty: &Pty, extra: &[&str]) -> (Daemon, SocketAddr) {
     let port = free_port();
-    let conf = format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        pty.slave.display()
-    );
+    let conf = config_line(port, &pty.slave);
     (
         Daemon::start(&conf, extra),
         SocketAddr::from(([127, 0, 0, 1], port)),

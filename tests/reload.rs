@@ -14,10 +14,7 @@ use std::time::Duration;
 use common::*;
 
 fn line(port: u16, dev: &std::path::Path) -> String {
-    format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
-        dev.display()
-    )
+    config_line(port, dev)
 }
 
 /// Round trips on a data-mode session until told to stop; returns how many were verified.

@@ -241,6 +241,14 @@ pub fn free_port() -> u16 {
     panic!("no free port in 20000-31999");
 }
 
+/// A config line sharing `dev` on 127.0.0.1:`port` to 127.0.0.1 clients, at 115200 8N1.
+pub fn config_line(port: u16, dev: &Path) -> String {
+    format!(
+        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1\n",
+        dev.display()
+    )
+}
+
 /// The lock file name for a pty slave: Taylor cu's rule, `/dev/pts/3` → `LCK..3`.
 pub fn lock_name(dev: &Path) -> String {
     let real = fs::canonicalize(dev).expect("canonicalize");
@@ -661,6 +669,8 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub struct Sim {
     pub child: Child,
     pub device: PathBuf,
+    /// What it logs: `line up` and `hang-up (slave closed)` as it sees the device side.
+    pub log: LogLines,
 }
 
 impl Sim {
@@ -670,9 +680,10 @@ impl Sim {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn modem-sim");
+        let log = LogLines::of(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
@@ -688,7 +699,20 @@ impl Sim {
                 .strip_prefix("PTY ")
                 .unwrap_or_else(|| panic!("unexpected modem-sim output {line:?}")),
         );
-        Sim { child, device }
+        Sim { child, device, log }
+    }
+
+    /// Waits until the simulator has seen `n` hang-ups in all (a pty has no DTR: the modem
+    /// learns of the hang-up by seeing the device closed, and must before the next call).
+    pub fn wait_hangups(&self, n: usize) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while self.log.count("hang-up") < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 }
 
