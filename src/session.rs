@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -19,7 +19,7 @@ use crate::config::{Entry, Pool};
 use crate::lock::{self, UucpLock};
 use crate::relay::{self, Control, DRAIN, End};
 use crate::serial::Line;
-use crate::sys;
+use crate::sys::{self, Interest};
 
 /// What every session needs from the daemon.
 pub struct Context {
@@ -106,6 +106,14 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         .collect();
     if admitted.is_empty() {
         crate::info!("refused {peer} on {}: not allowed by HOSTS", pool.listen);
+        return;
+    }
+    // A client that reset or closed before we got to it must not make a modem pick up
+    // (opening the device raises DTR). Only a full hang-up counts: a client that sent a
+    // command and half-closed still gets its session.
+    let fd = [(ctl.client().as_raw_fd(), Interest::Read)];
+    if sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup) {
+        crate::debug!("{peer} on {}: gone before a device was claimed", pool.listen);
         return;
     }
     tune_socket(ctl.client(), peer);

@@ -209,20 +209,27 @@ impl TempDir {
 impl TempDir {
     /// Whether every lock file is gone within `timeout`.
     pub fn wait_unlocked(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.locks().is_empty() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        true
+        wait_until(timeout, || self.locks().is_empty())
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether `done` becomes true within `timeout`, checking every millisecond.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -705,14 +712,7 @@ impl Sim {
     /// Waits until the simulator has seen `n` hang-ups in all (a pty has no DTR: the modem
     /// learns of the hang-up by seeing the device closed, and must before the next call).
     pub fn wait_hangups(&self, n: usize) -> bool {
-        let deadline = Instant::now() + WAIT;
-        while self.log.count("hang-up") < n {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-        true
+        wait_until(WAIT, || self.log.count("hang-up") >= n)
     }
 }
 
@@ -764,21 +764,14 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> std::process::Output
 
 /// Whether process `pid` is gone (or a zombie nobody reaps) within `timeout`.
 pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
+    wait_until(timeout, || {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let state = status
             .lines()
             .find_map(|l| l.strip_prefix("State:"))
             .unwrap_or("");
-        if status.is_empty() || state.trim_start().starts_with('Z') {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+        status.is_empty() || state.trim_start().starts_with('Z')
+    })
 }
 
 /// The uid and gid lines of a process, as four numbers each (real, effective, saved, fs).
