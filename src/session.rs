@@ -113,7 +113,10 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     // command and half-closed still gets its session.
     let fd = [(ctl.client().as_raw_fd(), Interest::Read)];
     if sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup) {
-        crate::debug!("{peer} on {}: gone before a device was claimed", pool.listen);
+        crate::debug!(
+            "{peer} on {}: gone before a device was claimed",
+            pool.listen
+        );
         return;
     }
     tune_socket(ctl.client(), peer);
