@@ -172,11 +172,6 @@ impl UucpLock {
         }
         result.map(|()| UucpLock { path })
     }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Removes a stale lock, unless someone replaced it since we read it.

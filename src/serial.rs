@@ -34,7 +34,6 @@ pub fn force_plain_termios(on: bool) {
 #[derive(Debug)]
 pub struct Line {
     fd: OwnedFd,
-    device: PathBuf,
 }
 
 /// Why a device could not be opened or configured.
@@ -87,10 +86,7 @@ impl Line {
                 }
             }
         };
-        let line = Line {
-            fd,
-            device: device.to_owned(),
-        };
+        let line = Line { fd };
         line.finish_setup().map_err(|(what, e)| err(what, e))?;
         Ok(line)
     }
@@ -109,11 +105,6 @@ impl Line {
         modem_lines(fd, libc::TIOCMBIS, libc::TIOCM_DTR | libc::TIOCM_RTS)
             .map_err(|e| ("raise DTR", e))?;
         Ok(())
-    }
-
-    /// The device path as configured.
-    pub fn device(&self) -> &Path {
-        &self.device
     }
 
     /// Waits (at most `limit`) until the output queue has gone out on the wire, so a client's
