@@ -80,7 +80,7 @@ impl Bound {
         let listen = self.pool.listen;
         let pool = Arc::new(Mutex::new(Arc::new(self.pool)));
         let stop = Arc::new(EventFd::new()?);
-        crate::info!("listening on {}", describe(&self.socket, listen));
+        let name = describe(&self.socket, listen);
         let thread = {
             let (pool, stop, ctx) = (Arc::clone(&pool), Arc::clone(&stop), Arc::clone(ctx));
             let socket = self.socket;
@@ -89,6 +89,9 @@ impl Bound {
                 .stack_size(SESSION_STACK)
                 .spawn(move || accept_loop(&socket, &pool, &stop, &ctx))?
         };
+        // Logged once the thread exists: tests and supervisors take this line to mean "ready",
+        // and a thread count read after it must already include the accept thread.
+        crate::info!("listening on {name}");
         Ok(Running {
             listen,
             pool,
