@@ -52,9 +52,10 @@ export CARGO_TARGET_DIR=${CROSS_TARGET_DIR:-$top/target/cross}
 
 cd "$top"
 /usr/bin/cargo build --locked --release --bin modemd --target "$triple" \
-    -Zbuild-std=std,panic_abort -Zbuild-std-features=
+    -Zbuild-std=std,panic_abort "-Zbuild-std-features=${CROSS_STD_FEATURES:-}"
 
-mkdir -p "dist/$triple"
-cp "$CARGO_TARGET_DIR/$triple/release/modemd" "dist/$triple/modemd.tmp"
-mv "dist/$triple/modemd.tmp" "dist/$triple/modemd"
-echo "build: dist/$triple/modemd: $(stat -c %s "dist/$triple/modemd") bytes"
+dist=${CROSS_DIST_DIR:-dist}
+mkdir -p "$dist/$triple"
+cp "$CARGO_TARGET_DIR/$triple/release/modemd" "$dist/$triple/modemd.tmp"
+mv "$dist/$triple/modemd.tmp" "$dist/$triple/modemd"
+echo "build: $dist/$triple/modemd: $(stat -c %s "$dist/$triple/modemd") bytes"

@@ -18,3 +18,4 @@ pub mod serial;
 pub mod server;
 pub mod session;
 pub mod sys;
+pub mod syslog;

@@ -4,7 +4,6 @@
 //! through the macros. Logging never fails the caller: a lost log line is not worth a lost
 //! session.
 
-use std::ffi::CString;
 use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -27,8 +26,7 @@ pub enum Level {
 
 /// Sends lines to syslog from now on (ident `modemd`, facility daemon).
 pub fn use_syslog() {
-    // SAFETY: the ident is a static C string, as openlog requires it to outlive all logging.
-    unsafe { libc::openlog(c"modemd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+    crate::syslog::open();
     SYSLOG.store(true, Ordering::Relaxed);
 }
 
@@ -48,11 +46,7 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
         return;
     }
     if SYSLOG.load(Ordering::Relaxed) {
-        let text = args.to_string().replace('\0', "\\0");
-        if let Ok(c) = CString::new(text) {
-            // SAFETY: the format is a static "%s" and `c` is a valid C string for the call.
-            unsafe { libc::syslog(level as libc::c_int, c"%s".as_ptr(), c.as_ptr()) };
-        }
+        crate::syslog::send(level as u8, &args.to_string());
     } else {
         let tag = match level {
             Level::Error => "error: ",
