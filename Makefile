@@ -70,7 +70,7 @@ bench:
 # is installed when missing. Inputs that crashed once are unit tests beside the parsers.
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p target && cd fuzz && for t in config hosts; do \
+	mkdir -p target && cd fuzz && for t in config hosts dns; do \
 		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 			2>&1 | tee ../target/fuzz-$$t.log | grep -E '^#[0-9]+ +DONE|^Done|ERROR|panicked' ; \
 		grep -q 'ERROR\|panicked' ../target/fuzz-$$t.log && exit 1; \

@@ -4,13 +4,15 @@
 # Needs cross/setup.sh run once (for the toolchain and cross/build/TRIPLE/). Builds with
 # Debian's rustc 1.96 (not rustup's: see setup.sh for why), std rebuilt for the target from
 # rust-web-src (`-Zbuild-std`, hence RUSTC_BOOTSTRAP=1), the release profile of Cargo.toml
-# (opt-level z, lto, one codegen unit, panic abort, strip), and no backtrace symbolizer in std
-# (empty `-Zbuild-std-features`: about 40% smaller). The first build of a target also builds
-# std (about 30 s); later ones only modemd.
+# (opt-level z, lto, one codegen unit, panic abort, strip), and the size flags and std
+# features of targets.sh. The first build of a target also builds std (about 30 s); later
+# ones only modemd.
 #
 # Environment: CROSS_TARGET_DIR (default target/cross) is cargo's target dir, apart from the
 # native target/ so the two never rebuild each other's artifacts. CROSS_RUSTFLAGS is added to
-# the rustc flags (for experiments; changing it rebuilds std).
+# the rustc flags, CROSS_STD_FEATURES replaces std's features, and CROSS_DIST_DIR (default
+# dist) receives the binary: for size experiments that must not overwrite dist/ (changing
+# the flags or features rebuilds std).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,7 +54,7 @@ export CARGO_TARGET_DIR=${CROSS_TARGET_DIR:-$top/target/cross}
 
 cd "$top"
 /usr/bin/cargo build --locked --release --bin modemd --target "$triple" \
-    -Zbuild-std=std,panic_abort "-Zbuild-std-features=${CROSS_STD_FEATURES:-}"
+    -Zbuild-std=std,panic_abort "-Zbuild-std-features=${CROSS_STD_FEATURES-$(cross_std_features)}"
 
 dist=${CROSS_DIST_DIR:-dist}
 mkdir -p "$dist/$triple"

@@ -60,7 +60,13 @@ cross_cflags() {
 }
 
 # cross_rustflags TRIPLE: rustc flags for the target beyond +crt-static and -L (build.sh), all
-# for size. Measured on modemd, release profile, Debian rustc 1.96:
+# for size. Measured on modemd, release profile, Debian rustc 1.96 (mipsel bytes, 2026-11-25):
+#   -Cpanic=immediate-abort          a panic is a trap instruction: no message formatting, no
+#                                    hook, no Location table (mipsel -41 KB). A release build
+#                                    never runs a destructor on panic anyway (panic=abort); a
+#                                    crash leaves its UUCP locks naming a dead PID, which cu,
+#                                    minicom, pppd and modemd itself treat as stale. Unstable
+#                                    (-Zunstable-options), as -Zbuild-std already is.
 #   -C force-unwind-tables=no        no .eh_frame: with panic=abort and the no-op unwinder
 #                                    nothing reads it (x86_64 -49 KB, aarch64 -65 KB, mipsel
 #                                    -33 KB, armv7 -4 KB).
@@ -71,16 +77,27 @@ cross_cflags() {
 #   -Wl,-z,max-page-size=4096        MIPS only: ld pads segments to 64 KiB by default (mipsel
 #                                    -53 KB). Router MIPS kernels use 4 KiB pages; a kernel
 #                                    built for 16/64 KiB pages would refuse the binary.
+# Tried and not kept: -Zlocation-detail=none and -Zfmt-debug=none (0 bytes once panics are
+# traps), opt-level "s" (+53 KB), lld with --icf=all (gcc's MIPS crtbegin.o is -mfpxx, which
+# lld refuses to link with soft-float code).
 cross_rustflags() {
+    local size="-Zunstable-options -Cpanic=immediate-abort -C force-unwind-tables=no"
     case "$1" in
         mips*-unknown-linux-musl)
-            echo "-C force-unwind-tables=no -C relocation-model=static -C link-arg=-Wl,-z,max-page-size=4096"
+            echo "$size -C relocation-model=static -C link-arg=-Wl,-z,max-page-size=4096"
             ;;
         armv7-unknown-linux-musleabihf)
-            echo "-C force-unwind-tables=no -C relocation-model=static"
+            echo "$size -C relocation-model=static"
             ;;
-        *) echo "-C force-unwind-tables=no" ;;
+        *) echo "$size" ;;
     esac
+}
+
+# cross_std_features: the features std is rebuilt with. None of the default ones (the
+# backtrace symbolizer is about 40% of a binary that aborts on panic anyway), and
+# optimize_for_size: smaller variants of std's sort and formatting code (mipsel -4 KB).
+cross_std_features() {
+    echo "optimize_for_size"
 }
 
 # cross_qemu TRIPLE: the qemu-user binary that runs the target's programs.

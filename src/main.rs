@@ -60,7 +60,9 @@ fn bad_usage(msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     // Release builds abort on panic (smaller, and no unwinder on the MIPS targets): no
-    // destructor runs, so the locks this process holds must be removed by the hook.
+    // destructor runs, so the locks this process holds must be removed by the hook. The
+    // router builds (panic=immediate-abort) run no hook either: their locks then name a dead
+    // PID, which every UUCP lock user treats as stale.
     #[cfg(panic = "abort")]
     {
         let default = std::panic::take_hook();

@@ -4,7 +4,7 @@
 //! Only termios and modem-line ioctls live elsewhere (`serial.rs`), next to the code that
 //! understands them. Nothing here keeps state or decides policy.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -196,29 +196,44 @@ pub fn getpid() -> libc::pid_t {
     unsafe { libc::getpid() }
 }
 
-/// The name reverse DNS gives for `ip` (`getnameinfo` with `NI_NAMEREQD`), if any.
+/// The name `ip` has: its /etc/hosts line, else its PTR record (through res_query(3)).
 pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
-    let (storage, len) = sockaddr_of(ip);
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: `storage` holds a valid sockaddr of `len` bytes; `host` is a writable buffer of
-    // the length passed; the service buffer is absent (null, 0).
-    let r = unsafe {
-        libc::getnameinfo(
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-            host.as_mut_ptr(),
-            host.len() as libc::socklen_t,
-            std::ptr::null_mut(),
-            0,
-            libc::NI_NAMEREQD,
+    if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
+        if let Some(name) = crate::dns::hosts_name(&hosts, ip) {
+            return Some(name);
+        }
+    }
+    let query = CString::new(crate::dns::ptr_query(ip)).ok()?;
+    // A UDP answer without EDNS fits in 512 bytes; a longer one is cut, and then parsed only
+    // as far as it goes.
+    let mut answer = [0u8; 512];
+    // SAFETY: `query` is a NUL-terminated string; `answer` is writable for the length given.
+    let n = unsafe {
+        res_query(
+            query.as_ptr(),
+            C_IN,
+            T_PTR,
+            answer.as_mut_ptr(),
+            answer.len() as libc::c_int,
         )
     };
-    if r != 0 {
-        return None;
-    }
-    // SAFETY: on success getnameinfo wrote a NUL-terminated string into `host`.
-    let name = unsafe { CStr::from_ptr(host.as_ptr()) };
-    name.to_str().ok().map(str::to_owned)
+    let n = usize::try_from(n).ok()?.min(answer.len());
+    crate::dns::ptr_answer(&answer[..n])
+}
+
+/// DNS class IN and type PTR, for res_query.
+const C_IN: libc::c_int = 1;
+const T_PTR: libc::c_int = 12;
+
+unsafe extern "C" {
+    /// resolv.h; in musl's and (since 2.34) glibc's libc, not in the `libc` crate.
+    fn res_query(
+        dname: *const libc::c_char,
+        class: libc::c_int,
+        rtype: libc::c_int,
+        answer: *mut u8,
+        anslen: libc::c_int,
+    ) -> libc::c_int;
 }
 
 fn sockaddr_of(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -561,5 +576,34 @@ mod tests {
     fn own_process_is_alive_and_pid_zero_is_not() {
         assert!(process_alive(getpid()));
         assert!(!process_alive(0));
+    }
+}
+
+/// Names the calling thread, in place of musl's pthread_setname_np. Why: for a thread other
+/// than the caller, musl's formats a /proc path with snprintf, and that alone links all of
+/// printf into the static binary (13 KiB of the mipsel image). std only ever names the
+/// calling thread, which prctl does alone; a static link takes this definition and never
+/// pulls musl's.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string, as for pthread_setname_np(3).
+#[cfg(all(target_os = "linux", target_env = "musl"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setname_np(
+    thread: libc::pthread_t,
+    name: *const libc::c_char,
+) -> libc::c_int {
+    // SAFETY: pthread_self has no preconditions.
+    if thread != unsafe { libc::pthread_self() } {
+        return libc::ENOTSUP;
+    }
+    // SAFETY: `name` is a C string (the caller's contract); the kernel copies at most 16
+    // bytes of it.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, name) } == 0 {
+        0
+    } else {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL)
     }
 }
