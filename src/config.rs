@@ -8,7 +8,7 @@
 //! one, so `modemd -t` reports every problem of a file in one run.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ pub struct Entry {
 }
 
 /// Where a pool listens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Listen {
     /// A bare port: every address, IPv4 and IPv6.
     Port(u16),
@@ -482,7 +482,7 @@ pub fn parse(
     let mut pools: Vec<Pool> = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
-    let mut seen: HashMap<PathBuf, usize> = HashMap::new();
+    let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
     let mut entries = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;

@@ -12,7 +12,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
 
 use crate::acl::{self, HostList};
 use crate::config::{Config, Entry, Listen, Pool, Settings};
@@ -123,15 +122,16 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
     });
     {
         let ctx = Arc::clone(&ctx);
-        thread::Builder::new()
-            .name("signals".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
+        crate::thread::spawn(
+            "signals".into(),
+            64 * 1024,
+            Box::new(move || {
                 // SIGHUP (inetd's terminal going away) means nothing to a single session.
                 while let Ok(libc::SIGHUP) = signals.wait() {}
                 ctx.registry.stop_all();
-            })
-            .map_err(setup("start the signal thread"))?;
+            }),
+        )
+        .map_err(setup("start the signal thread"))?;
     }
     let peer = client.peer_addr().map_err(setup("read the peer address"))?;
     session::serve(client, peer, &pool, &ctx);

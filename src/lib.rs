@@ -20,3 +20,4 @@ pub mod server;
 pub mod session;
 pub mod sys;
 pub mod syslog;
+pub mod thread;

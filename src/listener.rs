@@ -17,10 +17,6 @@ use crate::config::{Listen, Pool};
 use crate::session::{self, Context};
 use crate::sys::{self, EventFd, Interest};
 
-/// Stack of session and listener threads: the session runs the resolver
-/// (getaddrinfo/getnameinfo), whose glibc implementation wants tens of KiB; untouched pages
-/// cost no memory.
-pub const SESSION_STACK: usize = 256 * 1024;
 /// Most client connections in flight at once (admission, busy reply or session), across
 /// all listeners; beyond it a new connection is closed at once, without a thread.
 pub const MAX_CLIENTS: usize = 256;
@@ -84,10 +80,11 @@ impl Bound {
         let thread = {
             let (pool, stop, ctx) = (Arc::clone(&pool), Arc::clone(&stop), Arc::clone(ctx));
             let socket = self.socket;
-            thread::Builder::new()
-                .name(format!("accept {listen}"))
-                .stack_size(SESSION_STACK)
-                .spawn(move || accept_loop(&socket, &pool, &stop, &ctx))?
+            crate::thread::spawn(
+                format!("accept {listen}"),
+                crate::thread::STACK,
+                Box::new(move || accept_loop(&socket, &pool, &stop, &ctx)),
+            )?
         };
         // Logged once the thread exists: tests and supervisors take this line to mean "ready",
         // and a thread count read after it must already include the accept thread.
@@ -230,13 +227,14 @@ fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ct
                     continue;
                 }
                 let ctx = Arc::clone(ctx);
-                let spawned = thread::Builder::new()
-                    .name("session".into())
-                    .stack_size(SESSION_STACK)
-                    .spawn(move || {
+                let spawned = crate::thread::spawn(
+                    "session".into(),
+                    crate::thread::STACK,
+                    Box::new(move || {
                         let _slot = slot;
                         session::serve(stream, peer, &pool, &ctx)
-                    });
+                    }),
+                );
                 if let Err(e) = spawned {
                     crate::error!("cannot start a session thread: {e}");
                 }

@@ -139,7 +139,7 @@ struct Activity {
 impl Activity {
     fn now_ms(&self) -> u32 {
         // Truncation is the wrap described above.
-        self.start.elapsed().as_millis() as u32
+        crate::sys::millis(self.start.elapsed()) as u32
     }
 
     fn touch(&self) {

@@ -7,7 +7,7 @@
 //! rejected whole and the running one keeps serving. SIGTERM/SIGINT stop accepting, end every
 //! session (hang-up, unlock), wait for them, remove the pid file and return.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -176,7 +176,7 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
         d.report(started.as_ref().map(|_| ()).map_err(ToString::to_string));
     }
     let (pid_file, running) = started?;
-    let mut listeners: HashMap<Listen, Running> =
+    let mut listeners: BTreeMap<Listen, Running> =
         running.into_iter().map(|r| (r.listen(), r)).collect();
     loop {
         match signals.wait() {
@@ -202,13 +202,13 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
 }
 
 /// Applies the config file anew; on any error the running config stays.
-fn reload(path: &str, listeners: &mut HashMap<Listen, Running>, ctx: &Arc<Context>) {
+fn reload(path: &str, listeners: &mut BTreeMap<Listen, Running>, ctx: &Arc<Context>) {
     crate::info!("SIGHUP: reloading {path}");
     let Some(config) = load(path) else {
         crate::error!("{path} has errors; keeping the running configuration");
         return;
     };
-    let mut wanted: HashMap<Listen, config::Pool> =
+    let mut wanted: BTreeMap<Listen, config::Pool> =
         config.pools.into_iter().map(|p| (p.listen, p)).collect();
     // Stop removed listeners first: a new LISTEN may need their port.
     listeners.retain(|listen, _| wanted.contains_key(listen));

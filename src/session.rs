@@ -11,7 +11,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::acl::{self, Resolver};
@@ -36,49 +36,93 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_LOOKUPS: usize = 16;
 static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
-/// DNS through the C library (`/etc/hosts`, then DNS, as nsswitch says), bounded in time:
-/// the C calls cannot be cancelled, so each runs on a small thread of its own that we stop
-/// waiting for after [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such threads exist.
+/// DNS through the C library (`/etc/hosts`, then DNS), bounded in time: the C calls cannot
+/// be cancelled, so each runs on a small thread of its own that we stop waiting for after
+/// [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such threads exist.
 pub struct SystemResolver;
 
-fn bounded<T: Send + 'static>(lookup: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// One question for a lookup thread.
+enum Query {
+    Reverse(IpAddr),
+    Forward(String),
+}
+
+/// Its answer.
+enum Answer {
+    Name(Option<String>),
+    Addrs(Vec<IpAddr>),
+}
+
+/// Where a lookup thread leaves its answer. Not a channel: one non-generic slot keeps a
+/// single copy of this code in the router image (two channel types cost it 15 KiB).
+#[derive(Default)]
+struct Slot {
+    answer: Mutex<Option<Answer>>,
+    ready: Condvar,
+}
+
+fn ask(query: Query) -> Answer {
+    match query {
+        Query::Reverse(ip) => Answer::Name(sys::reverse_lookup(ip)),
+        Query::Forward(name) => Answer::Addrs(match (name.as_str(), 0).to_socket_addrs() {
+            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+            Err(_) => Vec::new(),
+        }),
+    }
+}
+
+fn bounded(query: Query) -> Option<Answer> {
     if LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
         LOOKUPS.fetch_sub(1, Ordering::SeqCst);
         crate::warning!("{MAX_LOOKUPS} DNS lookups already in flight; not resolving");
         return None;
     }
-    let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("dns".into())
-        .stack_size(crate::listener::SESSION_STACK)
-        .spawn(move || {
-            let result = lookup();
+    let slot = Arc::new(Slot::default());
+    let theirs = Arc::clone(&slot);
+    let spawned = crate::thread::spawn(
+        "dns".into(),
+        crate::thread::STACK,
+        Box::new(move || {
+            let answer = ask(query);
             LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-            let _ = tx.send(result);
-        });
+            if let Ok(mut a) = theirs.answer.lock() {
+                *a = Some(answer);
+            }
+            theirs.ready.notify_one();
+        }),
+    );
     if spawned.is_err() {
         LOOKUPS.fetch_sub(1, Ordering::SeqCst);
         return None;
     }
-    let result = rx.recv_timeout(DNS_TIMEOUT).ok();
-    if result.is_none() {
-        crate::warning!("DNS lookup took longer than {DNS_TIMEOUT:?}; not waiting");
+    let guard = slot.answer.lock().ok()?;
+    let (mut guard, _) = slot
+        .ready
+        .wait_timeout_while(guard, DNS_TIMEOUT, |a| a.is_none())
+        .ok()?;
+    let answer = guard.take();
+    if answer.is_none() {
+        crate::warning!(
+            "DNS lookup took longer than {} s; not waiting",
+            DNS_TIMEOUT.as_secs()
+        );
     }
-    result
+    answer
 }
 
 impl Resolver for SystemResolver {
     fn reverse(&self, ip: IpAddr) -> Option<String> {
-        bounded(move || sys::reverse_lookup(ip)).flatten()
+        match bounded(Query::Reverse(ip)) {
+            Some(Answer::Name(name)) => name,
+            _ => None,
+        }
     }
 
     fn forward(&self, name: &str) -> Vec<IpAddr> {
-        let name = name.to_owned();
-        bounded(move || match (name.as_str(), 0).to_socket_addrs() {
-            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-            Err(_) => Vec::new(),
-        })
-        .unwrap_or_default()
+        match bounded(Query::Forward(name.to_owned())) {
+            Some(Answer::Addrs(addrs)) => addrs,
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -153,7 +197,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         let _ = c.shutdown(Shutdown::Both);
     }
     // Integer arithmetic: a float formatter would cost the router image more than this line.
-    let ms = start.elapsed().as_millis();
+    let ms = sys::millis(start.elapsed());
     crate::info!(
         "session end: {peer} on {} device {} in {} out {} duration {}.{:03}s reason {end}",
         pool.listen,
