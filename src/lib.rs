@@ -14,6 +14,7 @@ pub mod dns;
 pub mod inetd;
 pub mod listener;
 pub mod lock;
+pub mod passwd;
 pub mod relay;
 pub mod serial;
 pub mod server;

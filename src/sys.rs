@@ -438,77 +438,44 @@ pub fn stdin_is_tcp() -> bool {
 /// A user (and group) to run as, looked up once at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
-    /// The user name, for `initgroups`.
-    pub name: CString,
     /// User ID.
     pub uid: libc::uid_t,
     /// Group ID: the named group, or the user's primary group.
     pub gid: libc::gid_t,
+    /// Every group to be in: `gid`, then the user's supplementary groups.
+    pub groups: Vec<libc::gid_t>,
 }
 
-/// Looks up `user` and optionally `group` in the passwd and group databases.
+/// Looks up `user` and optionally `group` in /etc/passwd and /etc/group.
 pub fn lookup_identity(user: &str, group: Option<&str>) -> io::Result<Identity> {
     let not_found = |what: &str, name: &str| {
         io::Error::new(io::ErrorKind::NotFound, format!("no such {what} '{name}'"))
     };
-    let name = CString::new(user).map_err(|_| not_found("user", user))?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: passwd is plain old data, filled by getpwnam_r.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and `buf.len()` is the buffer's size.
-    let r = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
+    let read = |path: &str| {
+        std::fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
     };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    if result.is_null() {
-        return Err(not_found("user", user));
-    }
-    let mut gid = pw.pw_gid;
-    if let Some(group) = group {
-        let gname = CString::new(group).map_err(|_| not_found("group", group))?;
-        // SAFETY: group is plain old data, filled by getgrnam_r.
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut gresult: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as for getpwnam_r.
-        let r = unsafe {
-            libc::getgrnam_r(
-                gname.as_ptr(),
-                &mut gr,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut gresult,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::from_raw_os_error(r));
-        }
-        if gresult.is_null() {
-            return Err(not_found("group", group));
-        }
-        gid = gr.gr_gid;
-    }
+    let passwd = read("/etc/passwd")?;
+    let groups = read("/etc/group")?;
+    let (uid, primary) =
+        crate::passwd::user(&passwd, user).ok_or_else(|| not_found("user", user))?;
+    let gid = match group {
+        Some(g) => crate::passwd::group(&groups, g).ok_or_else(|| not_found("group", g))?,
+        None => primary,
+    };
     Ok(Identity {
-        name,
-        uid: pw.pw_uid,
+        uid,
         gid,
+        groups: crate::passwd::memberships(&groups, user, gid),
     })
 }
 
-/// Becomes `id` for good: supplementary groups (`initgroups`), then group, then user, then
-/// checks that root cannot be regained. Call it before starting any thread.
+/// Becomes `id` for good: supplementary groups, then group, then user, then checks that root
+/// cannot be regained. Call it before starting any thread.
 pub fn become_user(id: &Identity) -> io::Result<()> {
-    // SAFETY: `id.name` is a valid C string; the others take plain integers.
+    // SAFETY: `id.groups` is a valid array of the length passed; the others take plain
+    // integers.
     unsafe {
-        cvt(libc::initgroups(id.name.as_ptr(), id.gid))?;
+        cvt(libc::setgroups(id.groups.len(), id.groups.as_ptr()))?;
         cvt(libc::setgid(id.gid))?;
         cvt(libc::setuid(id.uid))?;
     }
