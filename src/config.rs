@@ -8,7 +8,6 @@
 //! one, so `modemd -t` reports every problem of a file in one run.
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -61,7 +60,7 @@ pub struct Entry {
 }
 
 /// Where a pool listens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Listen {
     /// A bare port: every address, IPv4 and IPv6.
     Port(u16),
@@ -482,7 +481,9 @@ pub fn parse(
     let mut pools: Vec<Pool> = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
-    let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    // (device, line) of every entry so far; a Vec, as a map type would cost the router image
+    // more than the linear search costs a config of MAX_ENTRIES lines.
+    let mut seen: Vec<(PathBuf, usize)> = Vec::new();
     let mut entries = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -507,7 +508,7 @@ pub fn parse(
                 continue;
             }
         };
-        if let Some(&first) = seen.get(&entry.device) {
+        if let Some(&(_, first)) = seen.iter().find(|(d, _)| *d == entry.device) {
             errors.push(err(ErrorKind::DuplicateDevice {
                 device: entry.device.display().to_string(),
                 first,
@@ -528,7 +529,7 @@ pub fn parse(
             errors.push(err(ErrorKind::TooManyEntries));
             break;
         }
-        seen.insert(entry.device.clone(), line);
+        seen.push((entry.device.clone(), line));
         if entry.hosts.is_any() {
             warnings.push(Warning {
                 path: path.to_owned(),

@@ -7,7 +7,6 @@
 //! rejected whole and the running one keeps serving. SIGTERM/SIGINT stop accepting, end every
 //! session (hang-up, unlock), wait for them, remove the pid file and return.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -176,8 +175,7 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
         d.report(started.as_ref().map(|_| ()).map_err(ToString::to_string));
     }
     let (pid_file, running) = started?;
-    let mut listeners: BTreeMap<Listen, Running> =
-        running.into_iter().map(|r| (r.listen(), r)).collect();
+    let mut listeners = running;
     loop {
         match signals.wait() {
             Ok(libc::SIGHUP) => reload(&opts.config_path, &mut listeners, &ctx),
@@ -202,29 +200,29 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
 }
 
 /// Applies the config file anew; on any error the running config stays.
-fn reload(path: &str, listeners: &mut BTreeMap<Listen, Running>, ctx: &Arc<Context>) {
+fn reload(path: &str, listeners: &mut Vec<Running>, ctx: &Arc<Context>) {
     crate::info!("SIGHUP: reloading {path}");
     let Some(config) = load(path) else {
         crate::error!("{path} has errors; keeping the running configuration");
         return;
     };
-    let mut wanted: BTreeMap<Listen, config::Pool> =
-        config.pools.into_iter().map(|p| (p.listen, p)).collect();
+    // Vecs, not maps: a few listeners at most, and a map type costs the router image 6 KB.
+    let mut wanted = config.pools;
     // Stop removed listeners first: a new LISTEN may need their port.
-    listeners.retain(|listen, _| wanted.contains_key(listen));
-    for (listen, running) in listeners.iter() {
-        if let Some(pool) = wanted.remove(listen) {
+    listeners.retain(|r| wanted.iter().any(|p| p.listen == r.listen()));
+    for running in listeners.iter() {
+        if let Some(i) = wanted.iter().position(|p| p.listen == running.listen()) {
+            let pool = wanted.swap_remove(i);
             if running.pool_differs(&pool) {
-                crate::info!("new devices or hosts for {listen}");
+                crate::info!("new devices or hosts for {}", pool.listen);
                 running.replace_pool(pool);
             }
         }
     }
-    for (listen, pool) in wanted {
+    for pool in wanted {
+        let listen = pool.listen;
         match Bound::new(pool).and_then(|b| b.start(ctx)) {
-            Ok(r) => {
-                listeners.insert(listen, r);
-            }
+            Ok(r) => listeners.push(r),
             Err(e) => crate::error!("cannot listen on {listen}: {e}"),
         }
     }
