@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -183,8 +183,12 @@ fn open_serialport(device: &Path, s: &Settings) -> Result<OwnedFd, serialport::E
         .stop_bits(stop_bits)
         .flow_control(serialport::FlowControl::None)
         .open_native()?;
-    // SAFETY: into_raw_fd hands over sole ownership of the open descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(port.into_raw_fd()) })
+    // Not into_raw_fd: serialport 4.10 forgets the whole port there, and with it leaks the
+    // port's name, a heap string per session. A duplicate descriptor outlives the port, whose
+    // drop closes only its own one; exclusive mode (TIOCEXCL) belongs to the tty and stays.
+    // SAFETY: the port's descriptor is open for as long as `port` lives, which is past this.
+    let fd = unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) }.try_clone_to_owned()?;
+    Ok(fd)
 }
 
 fn open_plain(device: &Path, s: &Settings) -> Result<OwnedFd, Error> {
