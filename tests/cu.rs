@@ -51,11 +51,7 @@ fn modemd_and_cu_respect_each_others_locks() {
         format!("{:10}\n", d.pid())
     );
     drop(c);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while lock.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(!lock.exists(), "modemd left its lock");
+    assert!(wait_until(WAIT, || !lock.exists()), "modemd left its lock");
 
     // 2. cu holds the line (on a terminal of its own): a modemd client reads busy.
     let term = Pty::new();
@@ -122,6 +118,10 @@ fn modemd_and_cu_respect_each_others_locks() {
     // And modemd serves again. (The line may still carry the CR that cu itself sent.)
     let mut c = connect(addr);
     c.write_all(b"y").expect("write");
-    let got = pty.read_for(2, Duration::from_secs(1));
+    let mut got = Vec::new();
+    wait_until(WAIT, || {
+        got.extend(pty.read_for(1, Duration::from_millis(10)));
+        got.contains(&b'y')
+    });
     assert!(got == b"y" || got == b"\ry", "device got {got:?}");
 }

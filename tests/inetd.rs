@@ -82,11 +82,10 @@ fn seed_setup_through_openbsd_inetd_and_tcpd() {
     );
 
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while lock.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(!lock.exists(), "lock left after the inetd session");
+    assert!(
+        wait_until(WAIT, || !lock.exists()),
+        "lock left after the inetd session"
+    );
 }
 
 /// Runs modemd with an accepted connection on descriptors 0-2, as inetd does.
@@ -176,7 +175,7 @@ fn config_mode_serves_the_entries_of_the_local_port_and_hangs_up() {
     assert_eq!(dir.locks(), [lock_name(&pty.slave)]);
     drop(c);
     assert_eq!(wait_child(&mut child).map(|s| s.success()), Some(true));
-    assert!(pty.wait_hangup(Duration::from_secs(1)));
+    assert!(pty.wait_hangup(WAIT));
     assert!(dir.locks().is_empty());
 }
 

@@ -74,7 +74,7 @@ fn stale_lock_of_a_dead_process_is_reclaimed() {
     );
     assert!(d.log.wait_for("removed stale lock", WAIT).is_some());
     drop(c);
-    assert!(d.dir.wait_unlocked(Duration::from_secs(1)));
+    assert!(d.dir.wait_unlocked(WAIT));
 }
 
 #[test]

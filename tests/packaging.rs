@@ -134,7 +134,7 @@ config port 'spare'
             "127.0.0.1:2006 /dev/ttyUSB0 9600,8,N,1 ::1",
         ]
     );
-    let out = run_bounded(modemd_command().arg("-t").arg("-c").arg(&conf), WAIT);
+    let out = run_bounded(modemd_command().arg("-t").arg("-c").arg(&conf), START);
     assert!(
         out.status.success(),
         "{}",

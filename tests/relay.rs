@@ -172,14 +172,8 @@ fn client_leaving_while_the_device_is_stalled_frees_the_device() {
         .wait_for("session end", WAIT)
         .expect("stalled session never ended");
     assert!(line.contains("reason client closed"), "{line}");
-    assert!(
-        d.dir.wait_unlocked(Duration::from_secs(1)),
-        "lock kept by a stalled session"
-    );
-    assert!(
-        pty.wait_hangup(Duration::from_secs(1)),
-        "stalled device left open"
-    );
+    assert!(d.dir.wait_unlocked(WAIT), "lock kept by a stalled session");
+    assert!(pty.wait_hangup(WAIT), "stalled device left open");
 }
 
 #[test]
@@ -187,18 +181,13 @@ fn two_hundred_sessions_leave_threads_and_fds_at_baseline() {
     let pty = Pty::new();
     let (d, addr) = one_device(&pty, &[]);
     let (threads, fds) = (d.threads(), d.fds());
+    // Leaks are the point here, not speed: the one-second bound has its own test.
     for i in 0..200 {
         let c = session(&pty, addr);
         drop(c);
-        assert!(
-            pty.wait_hangup(Duration::from_secs(1)),
-            "cycle {i}: device not closed in 1 s"
-        );
+        assert!(pty.wait_hangup(WAIT), "cycle {i}: device not closed");
         // The device is closed before it is unlocked, never the other way round.
-        assert!(
-            d.dir.wait_unlocked(Duration::from_secs(1)),
-            "cycle {i}: lock left"
-        );
+        assert!(d.dir.wait_unlocked(WAIT), "cycle {i}: lock left");
     }
     let deadline = Instant::now() + WAIT;
     while (d.threads(), d.fds()) != (threads, fds) && Instant::now() < deadline {
@@ -210,5 +199,10 @@ fn two_hundred_sessions_leave_threads_and_fds_at_baseline() {
         "threads/fds not back to baseline"
     );
     assert!(d.dir.locks().is_empty());
-    assert_eq!(d.log.count("session end"), 200);
+    // The last line is written after the unlock: it may still be on its way.
+    assert!(
+        wait_until(WAIT, || d.log.count("session end") == 200),
+        "{} session ends logged",
+        d.log.count("session end")
+    );
 }

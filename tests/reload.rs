@@ -20,6 +20,8 @@ fn line(port: u16, dev: &std::path::Path) -> String {
 /// Round trips on a data-mode session until told to stop; returns how many were verified.
 fn keep_flowing(mut c: TcpStream, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
     thread::spawn(move || {
+        // read_until left its last remaining time as the read timeout: set a full one.
+        c.set_read_timeout(Some(WAIT)).expect("timeout");
         let mut n = 0;
         let mut buf = [0u8; 64];
         while !stop.load(Ordering::Relaxed) {

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 /// The default bound on every wait.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// The bound on a run of the binary from exec to work done (listening, or `-t` checked): under
+/// an emulator on a loaded machine the start alone can take seconds.
+pub const START: Duration = Duration::from_secs(20);
+
 fn check(ret: libc::c_int, what: &str) -> io::Result<libc::c_int> {
     if ret == -1 {
         let e = io::Error::last_os_error();
@@ -443,7 +447,7 @@ impl Daemon {
             }
             seen.len()
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + START;
         while d.log.count("listening on") < pools {
             assert!(
                 Instant::now() < deadline,
@@ -624,6 +628,19 @@ pub fn read_until(s: &mut TcpStream, needle: &[u8], timeout: Duration) -> Vec<u8
         }
     }
     out
+}
+
+/// Whether the server has answered `s` in any way: sent data, closed it or reset it. Does not
+/// wait and consumes nothing.
+pub fn answered(s: &TcpStream) -> bool {
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd for the whole call.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Whether the server closed `s` (EOF or reset) within `timeout`, returning what it sent.
