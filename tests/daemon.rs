@@ -196,6 +196,11 @@ fn dash_u_drops_to_the_user_after_binding() {
     let (uid, gid) = ids_of(d.pid());
     assert_eq!(uid, "65534 65534 65534 65534");
     assert_eq!(gid, "65534 65534 65534 65534");
+    // Root's supplementary groups are gone: only nobody's own group (the daemon reads
+    // /etc/group itself, as initgroups would).
+    let status = fs::read_to_string(format!("/proc/{}/status", d.pid())).expect("status");
+    let groups = status.lines().find_map(|l| l.strip_prefix("Groups:"));
+    assert_eq!(groups.map(str::trim), Some("65534"), "{status}");
     // Sessions now lock and open as nobody.
     let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
     c.write_all(b"hi").expect("write");
