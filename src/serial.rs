@@ -184,10 +184,14 @@ fn open_serialport(device: &Path, s: &Settings) -> Result<OwnedFd, serialport::E
         .flow_control(serialport::FlowControl::None)
         .open_native()?;
     // Not into_raw_fd: serialport 4.10 forgets the whole port there, and with it leaks the
-    // port's name, a heap string per session. A duplicate descriptor outlives the port, whose
-    // drop closes only its own one; exclusive mode (TIOCEXCL) belongs to the tty and stays.
+    // port's name, a heap string per session. A duplicate descriptor outlives the port; the
+    // flock goes with it (same open file), but the port's drop clears the tty's exclusive
+    // flag, so it is set again.
     // SAFETY: the port's descriptor is open for as long as `port` lives, which is past this.
     let fd = unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) }.try_clone_to_owned()?;
+    drop(port);
+    // SAFETY: TIOCEXCL takes no argument.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCEXCL) })?;
     Ok(fd)
 }
 

@@ -206,3 +206,50 @@ fn two_hundred_sessions_leave_threads_and_fds_at_baseline() {
         d.log.count("session end")
     );
 }
+
+/// Whether the tty at `path` is in exclusive mode (TIOCGEXCL, Linux 3.8+). Root may open an
+/// exclusive tty anyway, which is what lets a test running as root ask.
+fn exclusive(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .expect("open the device beside the session");
+    let mut on: libc::c_int = 0;
+    // SAFETY: TIOCGEXCL writes one int to the pointer given.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::TIOCGEXCL, &mut on) };
+    assert_eq!(r, 0, "TIOCGEXCL: {}", std::io::Error::last_os_error());
+    on != 0
+}
+
+#[test]
+fn the_device_is_exclusive_while_a_session_holds_it() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: not root; an exclusive tty cannot be opened beside the session");
+        return;
+    }
+    for plain in [false, true] {
+        let pty = Pty::new();
+        let port = free_port();
+        let dir = TempDir::new("excl");
+        let lock_dir = dir.path().to_owned();
+        let env: &[(&str, &str)] = if plain {
+            &[("MODEMD_PLAIN_TERMIOS", "1")]
+        } else {
+            &[]
+        };
+        let d = Daemon::start_full(dir, &lock_dir, &config_line(port, &pty.slave), &[], env);
+        let c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+        assert!(
+            exclusive(&pty.slave),
+            "not exclusive (plain termios: {plain})"
+        );
+        drop(c);
+        assert!(d.log.wait_for("session end", WAIT).is_some());
+        assert!(pty.wait_hangup(WAIT));
+    }
+}
