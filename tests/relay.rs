@@ -19,18 +19,6 @@ fn one_device(pty: &Pty, extra: &[&str]) -> (Daemon, SocketAddr) {
     )
 }
 
-/// Starts a session and waits until the device is open and bytes flow.
-fn session(pty: &Pty, addr: SocketAddr) -> std::net::TcpStream {
-    let mut c = connect(addr);
-    c.write_all(b"!").expect("write");
-    assert_eq!(
-        pty.read_for(1, WAIT),
-        b"!",
-        "first byte did not reach the device"
-    );
-    c
-}
-
 fn both_ways(pty: &Pty, addr: SocketAddr, len: usize) {
     let c = session(pty, addr);
     let up = random_bytes(len, 1);

@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,13 +17,6 @@ fn entry(port: u16, dev: &std::path::Path, rest: &str) -> String {
         "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1 {rest}\n",
         dev.display()
     )
-}
-
-fn session(pty: &Pty, addr: SocketAddr) -> TcpStream {
-    let mut c = connect(addr);
-    c.write_all(b"!").expect("write");
-    assert_eq!(pty.read_for(1, WAIT), b"!", "session did not start");
-    c
 }
 
 #[test]

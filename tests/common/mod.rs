@@ -525,6 +525,19 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Starts a session: connects and waits until a first byte reaches the device, so the
+/// device is open and bytes flow.
+pub fn session(pty: &Pty, addr: SocketAddr) -> TcpStream {
+    let mut c = connect(addr);
+    c.write_all(b"!").expect("write");
+    assert_eq!(
+        pty.read_for(1, WAIT),
+        b"!",
+        "first byte did not reach the device"
+    );
+    c
+}
+
 /// Connects from a chosen local address (e.g. 127.0.0.2), to test the ACL by source.
 pub fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
     let local: SocketAddr = format!("{local}:0").parse().expect("local addr");
