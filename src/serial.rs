@@ -91,9 +91,16 @@ impl Line {
         Ok(line)
     }
 
-    /// HUPCL, non-blocking, flush what arrived before the session, DTR up.
+    /// Exclusive, HUPCL, non-blocking, flush what arrived before the session, DTR up.
     fn finish_setup(&self) -> Result<(), (&'static str, io::Error)> {
         let fd = self.fd.as_raw_fd();
+        // Here for both ways of opening: the plain one has set neither yet, and serialport's
+        // was undone in part (see open_serialport). flock again on the same open file is a
+        // no-op; against another holder it fails at once (LOCK_NB).
+        // SAFETY: TIOCEXCL takes no argument.
+        cvt(unsafe { libc::ioctl(fd, libc::TIOCEXCL) }).map_err(|e| ("TIOCEXCL", e))?;
+        // SAFETY: flock takes no pointers.
+        cvt(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }).map_err(|e| ("flock", e))?;
         let mut t = tcgetattr(fd).map_err(|e| ("tcgetattr", e))?;
         if t.c_cflag & libc::HUPCL == 0 {
             t.c_cflag |= libc::HUPCL;
@@ -186,12 +193,10 @@ fn open_serialport(device: &Path, s: &Settings) -> Result<OwnedFd, serialport::E
     // Not into_raw_fd: serialport 4.10 forgets the whole port there, and with it leaks the
     // port's name, a heap string per session. A duplicate descriptor outlives the port; the
     // flock goes with it (same open file), but the port's drop clears the tty's exclusive
-    // flag, so it is set again.
+    // flag: Line::finish_setup sets it again.
     // SAFETY: the port's descriptor is open for as long as `port` lives, which is past this.
     let fd = unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) }.try_clone_to_owned()?;
     drop(port);
-    // SAFETY: TIOCEXCL takes no argument.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCEXCL) })?;
     Ok(fd)
 }
 
@@ -216,8 +221,6 @@ fn open_plain(device: &Path, s: &Settings) -> Result<OwnedFd, Error> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK;
     let fd = sys::open(device, flags, 0).map_err(|e| err("open", e))?;
     let raw = fd.as_raw_fd();
-    // SAFETY: TIOCEXCL takes no argument.
-    cvt(unsafe { libc::ioctl(raw, libc::TIOCEXCL) }).map_err(|e| err("TIOCEXCL", e))?;
     let mut t = tcgetattr(raw).map_err(|e| err("tcgetattr", e))?;
     // SAFETY: `t` is a valid termios that cfmakeraw edits in place.
     unsafe { libc::cfmakeraw(&mut t) };
