@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, FromRawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -134,6 +134,9 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
         .map_err(setup("start the signal thread"))?;
     }
     let peer = client.peer_addr().map_err(setup("read the peer address"))?;
+    if let Err(e) = session::tune_socket(client.as_fd()) {
+        crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
+    }
     session::serve(client, peer, &pool, &ctx);
     Ok(())
 }

@@ -1,15 +1,16 @@
-//! One listening socket and the thread that accepts on it.
+//! The listening sockets and the one thread that accepts on all of them.
 //!
-//! The thread waits in `poll` on the socket and an eventfd, so a reload can stop a listener
-//! whose `LISTEN` left the config without disturbing the others. The pool behind a listener
-//! can be swapped while it runs (a reload that changes devices or `HOSTS` of a port that
-//! stays): new clients get the new pool, live sessions keep the one they started with.
+//! One thread polls every listener and an eventfd: a thread per port would cost a router
+//! serving 32 ports a quarter of a megabyte of stacks to wait. A reload adds, removes or
+//! re-pools listeners while the thread runs; removing one returns only once the thread has
+//! stopped polling it, so the port is free again. A pool swapped in (new devices or `HOSTS`
+//! for a port that stays) serves new clients; live sessions keep the one they started with.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,7 @@ pub fn bind(listen: Listen) -> io::Result<TcpListener> {
     }
 }
 
-/// A bound socket, before its thread runs.
+/// A bound socket, before the accept thread polls it.
 pub struct Bound {
     socket: TcpListener,
     pool: Pool,
@@ -68,69 +69,172 @@ impl Bound {
         let socket = bind(pool.listen)?;
         // Non-blocking: poll said "readable" but the client may have reset meanwhile.
         socket.set_nonblocking(true)?;
+        // Accepted connections inherit these, which spares every session the system calls.
+        session::tune_socket(socket.as_fd())?;
         Ok(Bound { socket, pool })
-    }
-
-    /// Starts accepting; clients are served with `ctx`.
-    pub fn start(self, ctx: &Arc<Context>) -> io::Result<Running> {
-        let listen = self.pool.listen;
-        let pool = Arc::new(Mutex::new(Arc::new(self.pool)));
-        let stop = Arc::new(EventFd::new()?);
-        let name = describe(&self.socket, listen);
-        let thread = {
-            let (pool, stop, ctx) = (Arc::clone(&pool), Arc::clone(&stop), Arc::clone(ctx));
-            let socket = self.socket;
-            crate::thread::spawn(
-                format!("accept {listen}"),
-                crate::thread::STACK,
-                Box::new(move || accept_loop(&socket, &pool, &stop, &ctx)),
-            )?
-        };
-        // Logged once the thread exists: tests and supervisors take this line to mean "ready",
-        // and a thread count read after it must already include the accept thread.
-        crate::info!("listening on {name}");
-        Ok(Running {
-            listen,
-            pool,
-            stop,
-            thread: Some(thread),
-        })
     }
 }
 
-/// A listener whose thread is accepting.
-pub struct Running {
-    listen: Listen,
-    pool: Arc<Mutex<Arc<Pool>>>,
-    stop: Arc<EventFd>,
+/// A listener the accept thread polls.
+struct Listener {
+    socket: TcpListener,
+    pool: Arc<Pool>,
+    refusals: RefusalLog,
+}
+
+/// The accept thread and the listeners it serves.
+pub struct Acceptor {
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Running {
+struct Shared {
+    state: Mutex<State>,
+    /// Tells the main thread the accept thread caught up with a change.
+    caught_up: Condvar,
+    /// Tells the accept thread to look at `state` again.
+    wake: EventFd,
+}
+
+struct State {
+    listeners: Vec<Listener>,
+    /// Bumped by every change of `listeners`.
+    generation: u64,
+    /// The generation the accept thread polls.
+    polled: u64,
+    stop: bool,
+}
+
+impl Acceptor {
+    /// Starts the accept thread on `bound`, serving clients with `ctx`.
+    pub fn start(bound: Vec<Bound>, ctx: &Arc<Context>) -> io::Result<Acceptor> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                listeners: Vec::new(),
+                generation: 0,
+                polled: 0,
+                stop: false,
+            }),
+            caught_up: Condvar::new(),
+            wake: EventFd::new()?,
+        });
+        let thread = {
+            let (shared, ctx) = (Arc::clone(&shared), Arc::clone(ctx));
+            crate::thread::spawn(
+                "accept".into(),
+                crate::thread::STACK,
+                Box::new(move || accept_loop(&shared, &ctx)),
+            )?
+        };
+        let acceptor = Acceptor {
+            shared,
+            thread: Some(thread),
+        };
+        for b in bound {
+            acceptor.add(b);
+        }
+        Ok(acceptor)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
     /// Where it listens.
-    pub fn listen(&self) -> Listen {
-        self.listen
+    pub fn listens(&self) -> Vec<Listen> {
+        self.state()
+            .listeners
+            .iter()
+            .map(|l| l.pool.listen)
+            .collect()
     }
 
-    /// Serves new clients from `pool` from now on.
+    /// Starts accepting on `bound`.
+    pub fn add(&self, bound: Bound) {
+        let name = describe(&bound.socket, bound.pool.listen);
+        let mut s = self.state();
+        s.listeners.push(Listener {
+            socket: bound.socket,
+            pool: Arc::new(bound.pool),
+            refusals: RefusalLog::new(),
+        });
+        s.generation += 1;
+        drop(self.caught_up(s));
+        // Tests and supervisors take this line to mean "ready": the socket is polled now.
+        crate::info!("listening on {name}");
+    }
+
+    /// Stops accepting on `listen` and closes its socket before returning.
+    pub fn remove(&self, listen: Listen) {
+        let mut s = self.state();
+        let Some(i) = s.listeners.iter().position(|l| l.pool.listen == listen) else {
+            return;
+        };
+        let gone = s.listeners.swap_remove(i);
+        s.generation += 1;
+        // Closed only once the accept thread no longer polls it: a descriptor closed under
+        // poll keeps the socket, and the port, alive until poll returns.
+        drop(self.caught_up(s));
+        drop(gone);
+        crate::info!("stopped listening on {listen}");
+    }
+
+    /// Serves new clients of `pool.listen` from `pool` from now on.
     pub fn replace_pool(&self, pool: Pool) {
-        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(pool);
+        let mut s = self.state();
+        if let Some(l) = s
+            .listeners
+            .iter_mut()
+            .find(|l| l.pool.listen == pool.listen)
+        {
+            l.pool = Arc::new(pool);
+        }
     }
 
-    /// Whether the pool differs from `pool`.
+    /// Whether the pool serving `pool.listen` differs from `pool`.
     pub fn pool_differs(&self, pool: &Pool) -> bool {
-        **self.pool.lock().unwrap_or_else(|p| p.into_inner()) != *pool
+        let s = self.state();
+        s.listeners
+            .iter()
+            .find(|l| l.pool.listen == pool.listen)
+            .is_none_or(|l| *l.pool != *pool)
+    }
+
+    /// Wakes the accept thread and waits until it polls the current generation (or is gone).
+    fn caught_up<'a>(&'a self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.shared.wake.signal();
+        // The timeout only guards against a thread that died: then nobody catches up.
+        while s.polled != s.generation && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            s = match self
+                .shared
+                .caught_up
+                .wait_timeout(s, Duration::from_millis(100))
+            {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        s
     }
 }
 
-impl Drop for Running {
-    /// Stops accepting and closes the socket before returning, so the port is free again.
+impl Drop for Acceptor {
+    /// Stops accepting and closes every socket before returning, so the ports are free.
     fn drop(&mut self) {
-        self.stop.signal();
+        self.state().stop = true;
+        self.shared.wake.signal();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        crate::info!("stopped listening on {}", self.listen);
+        for l in self.state().listeners.drain(..) {
+            crate::info!("stopped listening on {}", l.pool.listen);
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -186,68 +290,124 @@ impl RefusalLog {
     }
 }
 
-fn accept_loop(socket: &TcpListener, pool: &Mutex<Arc<Pool>>, stop: &EventFd, ctx: &Arc<Context>) {
-    let fds = [
-        (socket.as_raw_fd(), Interest::Read),
-        (stop.raw(), Interest::Read),
-    ];
-    let mut refusals = RefusalLog::new();
-    let listen = pool.lock().unwrap_or_else(|p| p.into_inner()).listen;
+fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut polled = None;
     loop {
-        match sys::poll(&fds, refusals.due_in()) {
-            Ok(ready) if ready[1].read => return,
-            Ok(ready) if !ready[0].read => {
-                refusals.flush(listen);
-                continue;
+        let timeout = {
+            let mut s = shared.lock();
+            if s.stop {
+                return;
             }
-            Ok(_) => {}
-            Err(e) => {
-                crate::error!("poll: {e}");
-                thread::sleep(Duration::from_millis(100));
-                continue;
+            if polled != Some(s.generation) {
+                fds.clear();
+                fds.extend(
+                    s.listeners
+                        .iter()
+                        .map(|l| sys::pollfd(l.socket.as_raw_fd(), Interest::Read)),
+                );
+                fds.push(sys::pollfd(shared.wake.raw(), Interest::Read));
+                polled = Some(s.generation);
+                s.polled = s.generation;
+                shared.caught_up.notify_all();
+            }
+            s.listeners.iter().filter_map(|l| l.refusals.due_in()).min()
+        };
+        if let Err(e) = sys::poll_fds(&mut fds, timeout) {
+            crate::error!("poll: {e}");
+            thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let Some((wake, sockets)) = fds.split_last() else {
+            continue;
+        };
+        if wake.revents != 0 {
+            shared.wake.clear();
+        }
+        let mut s = shared.lock();
+        // A change since the poll may have put other sockets behind these indices.
+        if polled != Some(s.generation) {
+            continue;
+        }
+        for (l, p) in s.listeners.iter_mut().zip(sockets) {
+            if p.revents != 0 {
+                accept_one(l, ctx);
+            }
+            l.refusals.flush(l.pool.listen);
+        }
+    }
+}
+
+/// Accepts one client of `l` (one per wake-up, so a busy port cannot starve the others).
+fn accept_one(l: &mut Listener, ctx: &Arc<Context>) {
+    match l.socket.accept() {
+        Ok((stream, peer)) => {
+            // A refusal by address costs no thread: a flood of strangers is accepted and
+            // closed right here.
+            if l.pool.refuses_by_address(peer.ip()) {
+                l.refusals.refused(peer, l.pool.listen);
+                return;
+            }
+            let Some(slot) = Slot::take() else {
+                crate::warning!("{peer}: {MAX_CLIENTS} clients in flight; closing");
+                return;
+            };
+            // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so anyway: the
+            // relay relies on blocking socket I/O.
+            if let Err(e) = stream.set_nonblocking(false) {
+                crate::error!("accept: {e}");
+                return;
+            }
+            let (pool, ctx) = (Arc::clone(&l.pool), Arc::clone(ctx));
+            let spawned = crate::thread::spawn(
+                "session".into(),
+                crate::thread::STACK,
+                Box::new(move || {
+                    let _slot = slot;
+                    session::serve(stream, peer, &pool, &ctx)
+                }),
+            );
+            if let Err(e) = spawned {
+                crate::error!("cannot start a session thread: {e}");
             }
         }
-        match socket.accept() {
-            Ok((stream, peer)) => {
-                let pool = Arc::clone(&pool.lock().unwrap_or_else(|p| p.into_inner()));
-                // A refusal by address costs no thread: a flood of strangers is accepted and
-                // closed right here.
-                if pool.refuses_by_address(peer.ip()) {
-                    refusals.refused(peer, pool.listen);
-                    continue;
-                }
-                let Some(slot) = Slot::take() else {
-                    crate::warning!("{peer}: {MAX_CLIENTS} clients in flight; closing");
-                    continue;
-                };
-                // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so anyway: the
-                // relay relies on blocking socket I/O.
-                if let Err(e) = stream.set_nonblocking(false) {
-                    crate::error!("accept: {e}");
-                    continue;
-                }
-                let ctx = Arc::clone(ctx);
-                let spawned = crate::thread::spawn(
-                    "session".into(),
-                    crate::thread::STACK,
-                    Box::new(move || {
-                        let _slot = slot;
-                        session::serve(stream, peer, &pool, &ctx)
-                    }),
-                );
-                if let Err(e) = spawned {
-                    crate::error!("cannot start a session thread: {e}");
-                }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => match e.raw_os_error() {
+            // Out of descriptors or memory: accepting again at once would spin.
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                crate::error!("accept: {e}");
+                thread::sleep(Duration::from_millis(100));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => match e.raw_os_error() {
-                // Out of descriptors or memory: accepting again at once would spin.
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    crate::error!("accept: {e}");
-                    thread::sleep(Duration::from_millis(100));
-                }
-                _ => crate::debug!("accept: {e}"),
-            },
+            _ => crate::debug!("accept: {e}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Pool;
+    use std::net::TcpStream;
+
+    /// The session relies on accepted connections inheriting the listener's TCP_NODELAY and
+    /// keepalive settings instead of setting them per client.
+    #[test]
+    fn accepted_connections_inherit_nodelay_and_keepalive() {
+        let pool = Pool {
+            listen: Listen::Addr(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            entries: Vec::new(),
+        };
+        let bound = Bound::new(pool).expect("bind");
+        let addr = bound.socket.local_addr().expect("local address");
+        let _client = TcpStream::connect(addr).expect("connect");
+        let fd = [(bound.socket.as_raw_fd(), Interest::Read)];
+        let ready = sys::poll(&fd, Some(Duration::from_secs(5))).expect("poll");
+        assert!(ready[0].read, "no connection to accept");
+        let (accepted, _) = bound.socket.accept().expect("accept");
+        let get = |level, name| sys::getsockopt_int(accepted.as_fd(), level, name).expect("get");
+        assert_ne!(get(libc::IPPROTO_TCP, libc::TCP_NODELAY), 0, "TCP_NODELAY");
+        for &(level, name, value) in &session::KEEPALIVE {
+            assert_eq!(get(level, name), value, "option {level}/{name}");
         }
     }
 }

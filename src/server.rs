@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Listen};
 use crate::daemon::{self, PidError, PidFile};
-use crate::listener::{Bound, Running};
+use crate::listener::{Acceptor, Bound};
 use crate::session::{Context, Registry};
 use crate::sys::{self, Identity, SignalSet};
 
@@ -133,7 +133,7 @@ fn start(
     bound: Vec<Bound>,
     opts: &Options,
     ctx: &Arc<Context>,
-) -> Result<(Option<PidFile>, Vec<Running>), Error> {
+) -> Result<(Option<PidFile>, Acceptor), Error> {
     let pid_file = match &opts.pid_file {
         Some(path) => Some(PidFile::write(path).map_err(Error::Pid)?),
         None => None,
@@ -142,12 +142,8 @@ fn start(
         sys::become_user(id).map_err(setup("drop privileges"))?;
         crate::info!("running as uid {} gid {}", id.uid, id.gid);
     }
-    let running = bound
-        .into_iter()
-        .map(|b| b.start(ctx))
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(setup("start a listener"))?;
-    Ok((pid_file, running))
+    let acceptor = Acceptor::start(bound, ctx).map_err(setup("start the accept thread"))?;
+    Ok((pid_file, acceptor))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -174,11 +170,10 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
     if let Some(d) = detached {
         d.report(started.as_ref().map(|_| ()).map_err(ToString::to_string));
     }
-    let (pid_file, running) = started?;
-    let mut listeners = running;
+    let (pid_file, acceptor) = started?;
     loop {
         match signals.wait() {
-            Ok(libc::SIGHUP) => reload(&opts.config_path, &mut listeners, &ctx),
+            Ok(libc::SIGHUP) => reload(&opts.config_path, &acceptor),
             Ok(_) => break,
             Err(e) => {
                 crate::error!("sigwait: {e}");
@@ -187,7 +182,7 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
         }
     }
     crate::info!("shutting down");
-    listeners.clear();
+    drop(acceptor);
     ctx.registry.stop_all();
     let left = ctx.registry.wait_empty(SHUTDOWN_WAIT);
     if left > 0 {
@@ -200,7 +195,7 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
 }
 
 /// Applies the config file anew; on any error the running config stays.
-fn reload(path: &str, listeners: &mut Vec<Running>, ctx: &Arc<Context>) {
+fn reload(path: &str, acceptor: &Acceptor) {
     crate::info!("SIGHUP: reloading {path}");
     let Some(config) = load(path) else {
         crate::error!("{path} has errors; keeping the running configuration");
@@ -208,21 +203,26 @@ fn reload(path: &str, listeners: &mut Vec<Running>, ctx: &Arc<Context>) {
     };
     // Vecs, not maps: a few listeners at most, and a map type costs the router image 6 KB.
     let mut wanted = config.pools;
+    let running = acceptor.listens();
     // Stop removed listeners first: a new LISTEN may need their port.
-    listeners.retain(|r| wanted.iter().any(|p| p.listen == r.listen()));
-    for running in listeners.iter() {
-        if let Some(i) = wanted.iter().position(|p| p.listen == running.listen()) {
+    for &listen in &running {
+        if !wanted.iter().any(|p| p.listen == listen) {
+            acceptor.remove(listen);
+        }
+    }
+    for listen in running {
+        if let Some(i) = wanted.iter().position(|p| p.listen == listen) {
             let pool = wanted.swap_remove(i);
-            if running.pool_differs(&pool) {
+            if acceptor.pool_differs(&pool) {
                 crate::info!("new devices or hosts for {}", pool.listen);
-                running.replace_pool(pool);
+                acceptor.replace_pool(pool);
             }
         }
     }
     for pool in wanted {
         let listen = pool.listen;
-        match Bound::new(pool).and_then(|b| b.start(ctx)) {
-            Ok(r) => listeners.push(r),
+        match Bound::new(pool) {
+            Ok(b) => acceptor.add(b),
             Err(e) => crate::error!("cannot listen on {listen}: {e}"),
         }
     }

@@ -6,9 +6,9 @@
 //! is hung up and closed before the lock is removed, and both happen on every way out,
 //! including a panic.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -163,7 +163,6 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         );
         return;
     }
-    tune_socket(ctl.client(), peer);
     let Some((entry, lock, line)) = claim(&admitted, ctx, peer) else {
         refuse_busy(ctl.client(), peer, &pool.listen);
         return;
@@ -213,7 +212,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
 /// within about a minute: keepalive probes after 30 s of silence, every 10 s, 3 of them; and
 /// data we sent that stays unacknowledged for 60 s ends the connection too (keepalive alone
 /// does not probe while data is in flight).
-const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
+pub(crate) const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
     (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
@@ -221,13 +220,13 @@ const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
     (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000),
 ];
 
-fn tune_socket(client: &TcpStream, peer: SocketAddr) {
-    let keepalive = KEEPALIVE.iter().try_for_each(|&(level, name, value)| {
-        sys::setsockopt_int(client.as_fd(), level, name, value)
-    });
-    if let Err(e) = client.set_nodelay(true).and(keepalive) {
-        crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
-    }
+/// Sets `TCP_NODELAY` (an AT dialogue is one small write after another) and [`KEEPALIVE`] on
+/// a client connection, or on a listener, whose accepted connections inherit them on Linux.
+pub fn tune_socket(socket: BorrowedFd<'_>) -> io::Result<()> {
+    sys::setsockopt_int(socket, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    KEEPALIVE
+        .iter()
+        .try_for_each(|&(level, name, value)| sys::setsockopt_int(socket, level, name, value))
 }
 
 /// The first admitted device that is free, locked and open.

@@ -109,51 +109,71 @@ pub enum Interest {
     Peer,
 }
 
-/// Waits until one of `fds` is ready, or `timeout` passes (`None`: wait forever). `EINTR`
-/// counts as "nothing ready", so callers re-check their state.
+/// The `pollfd` watching `fd` for `interest`, for [`poll_fds`].
+pub fn pollfd(fd: RawFd, interest: Interest) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: match interest {
+            Interest::Read => libc::POLLIN,
+            Interest::Write => libc::POLLOUT,
+            Interest::Peer => libc::POLLRDHUP,
+        },
+        revents: 0,
+    }
+}
+
+impl From<&libc::pollfd> for Ready {
+    fn from(p: &libc::pollfd) -> Ready {
+        Ready {
+            read: p.revents & libc::POLLIN != 0,
+            write: p.revents & libc::POLLOUT != 0,
+            hangup: p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL | libc::POLLRDHUP)
+                != 0,
+        }
+    }
+}
+
+/// Waits until one of `fds` is ready, or `timeout` passes (`None`: wait forever), leaving
+/// what happened in their `revents`. `EINTR` counts as "nothing ready", so callers re-check
+/// their state.
+pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
+    let ms = match timeout {
+        None => -1,
+        Some(d) => millis(d).min(i32::MAX as u64) as libc::c_int,
+    };
+    for p in fds.iter_mut() {
+        p.revents = 0;
+    }
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// [`poll_fds`] for the one to three descriptors of a session, without a heap allocation.
 pub fn poll(fds: &[(RawFd, Interest)], timeout: Option<Duration>) -> io::Result<[Ready; 3]> {
     assert!(
         fds.len() <= 3,
         "poll wrapper takes at most three descriptors"
     );
-    let mut pfds = [libc::pollfd {
-        fd: -1,
-        events: 0,
-        revents: 0,
-    }; 3];
+    let mut pfds = [pollfd(-1, Interest::Read); 3];
     for (p, &(fd, interest)) in pfds.iter_mut().zip(fds) {
-        p.fd = fd;
-        p.events = match interest {
-            Interest::Read => libc::POLLIN,
-            Interest::Write => libc::POLLOUT,
-            Interest::Peer => libc::POLLRDHUP,
-        };
+        *p = pollfd(fd, interest);
     }
-    let ms = match timeout {
-        None => -1,
-        Some(d) => millis(d).min(i32::MAX as u64) as libc::c_int,
-    };
-    // SAFETY: `pfds` is a valid array of at least `fds.len()` pollfd structs for the call.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    poll_fds(&mut pfds[..fds.len()], timeout)?;
     let mut out = [Ready::default(); 3];
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(out)
-        } else {
-            Err(e)
-        };
-    }
-    for (o, p) in out.iter_mut().zip(&pfds) {
-        o.read = p.revents & libc::POLLIN != 0;
-        o.write = p.revents & libc::POLLOUT != 0;
-        o.hangup =
-            p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL | libc::POLLRDHUP) != 0;
+    for (o, p) in out.iter_mut().zip(&pfds[..fds.len()]) {
+        *o = Ready::from(p);
     }
     Ok(out)
 }
 
-/// A Linux eventfd used as a one-shot "stop now" flag that `poll` can wait on.
+/// A Linux eventfd: a "stop now" or "look again" flag that `poll` can wait on.
 #[derive(Debug)]
 pub struct EventFd(OwnedFd);
 
@@ -171,6 +191,13 @@ impl EventFd {
         let one: u64 = 1;
         // An error can only be EAGAIN (counter saturated), which leaves it signalled anyway.
         let _ = write(self.0.as_fd(), &one.to_ne_bytes());
+    }
+
+    /// Makes the eventfd unsignalled again, for one used as a repeated "look again".
+    pub fn clear(&self) {
+        let mut count = [0u8; 8];
+        // EAGAIN: it was not signalled, which is the state wanted.
+        let _ = read(self.0.as_fd(), &mut count);
     }
 
     /// The raw descriptor, for `poll`.
@@ -329,6 +356,27 @@ pub fn setsockopt_int(
         )
     })?;
     Ok(())
+}
+
+/// Reads an integer socket option.
+pub fn getsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes for the whole call, `len` gives the size.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
 }
 
 /// The write end of the start-up pipe of a daemon that just detached: the waiting parent

@@ -139,3 +139,54 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
     }
     assert_eq!(d.log.count("session end"), 3, "{}", d.log.all());
 }
+
+/// Every port is served by one accept thread, whatever a reload adds or removes; a removed
+/// port can be bound again at once (its socket is closed, not left to the thread).
+#[test]
+fn one_accept_thread_serves_every_port_across_reloads() {
+    let ptys: Vec<Pty> = (0..4).map(|_| Pty::new()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let text = |which: &[usize]| -> String {
+        which
+            .iter()
+            .map(|&i| line(ports[i], &ptys[i].slave))
+            .collect()
+    };
+    let d = Daemon::start(&text(&[0, 1, 2]), &[]);
+    // Main thread and the accept thread, with three ports.
+    assert_eq!(d.threads(), 2, "threads with three idle ports");
+    let serves = |i: usize| {
+        let addr = SocketAddr::from(([127, 0, 0, 1], ports[i]));
+        let mut c = connect(addr);
+        c.write_all(b"hi").expect("write");
+        assert_eq!(ptys[i].read_for(2, WAIT), b"hi", "port {i} does not serve");
+        drop(c);
+        assert!(ptys[i].wait_hangup(WAIT), "port {i}: no hang-up");
+    };
+    for i in 0..3 {
+        serves(i);
+    }
+
+    reload(
+        &d,
+        &text(&[0, 2, 3]),
+        &format!("listening on 127.0.0.1:{}", ports[3]),
+    );
+    let removed = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+    assert!(
+        d.log
+            .wait_for(&format!("stopped listening on {removed}"), WAIT)
+            .is_some()
+    );
+    let rebound = std::net::TcpListener::bind(removed);
+    assert!(rebound.is_ok(), "removed port not free: {rebound:?}");
+    drop(rebound);
+    for i in [0, 2, 3] {
+        serves(i);
+    }
+    assert!(
+        wait_until(WAIT, || d.threads() == 2),
+        "threads after the reload: {}",
+        d.threads()
+    );
+}
