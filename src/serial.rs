@@ -33,7 +33,18 @@ pub fn force_plain_termios(on: bool) {
 /// An open, configured device. Reads and writes are non-blocking; wait with `poll`.
 #[derive(Debug)]
 pub struct Line {
-    fd: OwnedFd,
+    opened: Opened,
+}
+
+/// Who holds the descriptor.
+#[derive(Debug)]
+enum Opened {
+    /// serialport's port, kept whole: its drop clears `TIOCEXCL` and closes, and taking the
+    /// descriptor out instead costs system calls (dup, re-lock) or, through `into_raw_fd` in
+    /// serialport 4.10, leaks the port's name.
+    Port(serialport::TTYPort),
+    /// Opened and configured with plain termios.
+    Plain(OwnedFd),
 }
 
 /// Why a device could not be opened or configured.
@@ -70,11 +81,11 @@ impl Line {
             what,
             source,
         };
-        let fd = if FORCE_PLAIN_TERMIOS.load(Ordering::Relaxed) {
-            open_plain(device, settings)?
+        let opened = if FORCE_PLAIN_TERMIOS.load(Ordering::Relaxed) {
+            Opened::Plain(open_plain(device, settings)?)
         } else {
             match open_serialport(device, settings) {
-                Ok(fd) => fd,
+                Ok(port) => Opened::Port(port),
                 // These say the device is not there or not ours; another API won't change that.
                 Err(e) if !config_failure(&e) => return Err(err("open", to_io(e))),
                 Err(e) => {
@@ -82,31 +93,30 @@ impl Line {
                         "{}: serialport could not configure the line ({e}); using plain termios",
                         device.display()
                     );
-                    open_plain(device, settings)?
+                    Opened::Plain(open_plain(device, settings)?)
                 }
             }
         };
-        let line = Line { fd };
+        let line = Line { opened };
         line.finish_setup().map_err(|(what, e)| err(what, e))?;
         Ok(line)
     }
 
-    /// Exclusive, HUPCL, non-blocking, flush what arrived before the session, DTR up.
+    /// What both ways of opening leave to do: HUPCL and non-blocking after serialport (the
+    /// plain way set both), then flush what arrived before the session and raise DTR.
     fn finish_setup(&self) -> Result<(), (&'static str, io::Error)> {
-        let fd = self.fd.as_raw_fd();
-        // Here for both ways of opening: the plain one has set neither yet, and serialport's
-        // was undone in part (see open_serialport). flock again on the same open file is a
-        // no-op; against another holder it fails at once (LOCK_NB).
-        // SAFETY: TIOCEXCL takes no argument.
-        cvt(unsafe { libc::ioctl(fd, libc::TIOCEXCL) }).map_err(|e| ("TIOCEXCL", e))?;
-        // SAFETY: flock takes no pointers.
-        cvt(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }).map_err(|e| ("flock", e))?;
-        let mut t = tcgetattr(fd).map_err(|e| ("tcgetattr", e))?;
-        if t.c_cflag & libc::HUPCL == 0 {
-            t.c_cflag |= libc::HUPCL;
-            tcsetattr(fd, &t).map_err(|e| ("tcsetattr", e))?;
+        let fd = self.as_fd().as_raw_fd();
+        if let Opened::Port(_) = self.opened {
+            let mut t = tcgetattr(fd).map_err(|e| ("tcgetattr", e))?;
+            if t.c_cflag & libc::HUPCL == 0 {
+                t.c_cflag |= libc::HUPCL;
+                tcsetattr(fd, &t).map_err(|e| ("tcsetattr", e))?;
+            }
+            // serialport cleared every status flag; O_NONBLOCK is the one we want back.
+            // SAFETY: F_SETFL takes an integer argument.
+            cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) })
+                .map_err(|e| ("fcntl", e))?;
         }
-        sys::set_nonblocking(self.fd.as_fd(), true).map_err(|e| ("fcntl", e))?;
         // SAFETY: tcflush on an open descriptor takes no pointers.
         cvt(unsafe { libc::tcflush(fd, libc::TCIFLUSH) }).map_err(|e| ("tcflush", e))?;
         modem_lines(fd, libc::TIOCMBIS, libc::TIOCM_DTR | libc::TIOCM_RTS)
@@ -121,7 +131,7 @@ impl Line {
         while start.elapsed() < limit {
             let mut queued: libc::c_int = 0;
             // SAFETY: TIOCOUTQ writes one c_int through the valid pointer we pass.
-            let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+            let r = unsafe { libc::ioctl(self.as_fd().as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
             if r == -1 || queued == 0 {
                 return;
             }
@@ -132,18 +142,26 @@ impl Line {
 
 impl AsFd for Line {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        match &self.opened {
+            // SAFETY: the port's descriptor stays open for as long as the port, which `self`
+            // owns for at least the borrow's lifetime.
+            Opened::Port(port) => unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) },
+            Opened::Plain(fd) => fd.as_fd(),
+        }
     }
 }
 
 impl Drop for Line {
     fn drop(&mut self) {
-        let fd = self.fd.as_raw_fd();
+        let fd = self.as_fd().as_raw_fd();
         // Hang up even if HUPCL is ignored by the driver; a pty has no modem lines.
         let _ = modem_lines(fd, libc::TIOCMBIC, libc::TIOCM_DTR | libc::TIOCM_RTS);
-        // SAFETY: TIOCNXCL takes no argument; on a pty the exclusive flag would otherwise
-        // outlive this open and lock out the next, unprivileged opener.
-        unsafe { libc::ioctl(fd, libc::TIOCNXCL) };
+        if let Opened::Plain(_) = self.opened {
+            // SAFETY: TIOCNXCL takes no argument. On a pty the exclusive flag would otherwise
+            // outlive this open and lock out the next, unprivileged opener; serialport's
+            // port clears it itself.
+            unsafe { libc::ioctl(fd, libc::TIOCNXCL) };
+        }
         // What the device has not taken by now is abandoned (a closing client's bytes had
         // their drain already); without this, close() on a stalled UART waits up to the
         // driver's closing_wait (30 s) with the session, its lock and its thread.
@@ -168,7 +186,9 @@ fn to_io(e: serialport::Error) -> io::Error {
     io::Error::new(kind, e.description)
 }
 
-fn open_serialport(device: &Path, s: &Settings) -> Result<OwnedFd, serialport::Error> {
+/// Opens through serialport: exclusive (`TIOCEXCL` and flock), raw, the settings through
+/// termios2.
+fn open_serialport(device: &Path, s: &Settings) -> Result<serialport::TTYPort, serialport::Error> {
     let data_bits = match s.data_bits {
         5 => serialport::DataBits::Five,
         6 => serialport::DataBits::Six,
@@ -184,20 +204,12 @@ fn open_serialport(device: &Path, s: &Settings) -> Result<OwnedFd, serialport::E
         2 => serialport::StopBits::Two,
         _ => serialport::StopBits::One,
     };
-    let port = serialport::new(device.to_string_lossy(), s.baud)
+    serialport::new(device.to_string_lossy(), s.baud)
         .data_bits(data_bits)
         .parity(parity)
         .stop_bits(stop_bits)
         .flow_control(serialport::FlowControl::None)
-        .open_native()?;
-    // Not into_raw_fd: serialport 4.10 forgets the whole port there, and with it leaks the
-    // port's name, a heap string per session. A duplicate descriptor outlives the port; the
-    // flock goes with it (same open file), but the port's drop clears the tty's exclusive
-    // flag: Line::finish_setup sets it again.
-    // SAFETY: the port's descriptor is open for as long as `port` lives, which is past this.
-    let fd = unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) }.try_clone_to_owned()?;
-    drop(port);
-    Ok(fd)
+        .open_native()
 }
 
 fn open_plain(device: &Path, s: &Settings) -> Result<OwnedFd, Error> {
@@ -253,6 +265,17 @@ fn open_plain(device: &Path, s: &Settings) -> Result<OwnedFd, Error> {
     let back = tcgetattr(raw).map_err(|e| err("tcgetattr", e))?;
     if back.c_cflag & framing != t.c_cflag & framing {
         crate::warning!("{}: the driver did not accept all of {s}", device.display());
+    }
+    // As serialport does: no other opener while we hold it (TIOCEXCL stops all but root,
+    // flock the cooperative rest); LOCK_NB fails at once against another holder. Last, so
+    // that no error path leaves a pty's exclusive flag behind, but for this one.
+    // SAFETY: TIOCEXCL takes no argument.
+    cvt(unsafe { libc::ioctl(raw, libc::TIOCEXCL) }).map_err(|e| err("TIOCEXCL", e))?;
+    // SAFETY: flock takes no pointers.
+    if let Err(e) = cvt(unsafe { libc::flock(raw, libc::LOCK_EX | libc::LOCK_NB) }) {
+        // SAFETY: TIOCNXCL takes no argument.
+        unsafe { libc::ioctl(raw, libc::TIOCNXCL) };
+        return Err(err("flock", e));
     }
     crate::debug!("{}: configured {s} with plain termios", device.display());
     Ok(fd)
