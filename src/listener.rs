@@ -359,9 +359,8 @@ fn accept_one(l: &mut Listener, ctx: &Arc<Context>) {
                 return;
             }
             let (pool, ctx) = (Arc::clone(&l.pool), Arc::clone(ctx));
-            let spawned = crate::thread::spawn(
-                "session".into(),
-                crate::thread::STACK,
+            let spawned = crate::thread::run(
+                c"session",
                 Box::new(move || {
                     let _slot = slot;
                     session::serve(stream, peer, &pool, &ctx)

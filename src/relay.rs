@@ -10,24 +10,40 @@
 //! Back-pressure is end to end: a thread reads its source only after the previous chunk was
 //! written to the sink, so a stalled peer stalls its source instead of growing a buffer.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::serial::Line;
 use crate::sys::{self, EventFd, Interest};
 
-/// Bytes moved per read; one buffer of this size per direction, allocated per session.
+/// Bytes moved per read; one buffer of this size per direction.
 pub const BUF_SIZE: usize = 16 * 1024;
 /// How long a device may take to accept the last bytes of a client that has left.
 pub const DRAIN: Duration = Duration::from_secs(1);
-/// Stack for the device→client thread: it only copies bytes and formats log lines.
-pub const RELAY_STACK: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's copy buffer, kept between the sessions a pooled worker serves: a fresh
+    /// 16 KiB allocation is a fresh mapping under musl, and unmapping it at the end of the
+    /// session interrupts the other CPUs. It goes when the worker exits.
+    static BUFFER: Cell<Option<Box<[u8]>>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with this thread's copy buffer. Allocated zeroed: the pages of a fresh
+/// allocation are only backed by memory once a read fills them.
+fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = BUFFER
+        .take()
+        .unwrap_or_else(|| vec![0u8; BUF_SIZE].into_boxed_slice());
+    let r = f(&mut buf);
+    BUFFER.set(Some(buf));
+    r
+}
 
 /// Why a session ended; the first reason recorded wins.
 #[derive(Debug)]
@@ -68,6 +84,7 @@ pub struct Control {
     client: TcpStream,
     wake: EventFd,
     end: Mutex<Option<End>>,
+    activity: Activity,
 }
 
 impl Control {
@@ -77,6 +94,10 @@ impl Control {
             client,
             wake: EventFd::new()?,
             end: Mutex::new(None),
+            activity: Activity {
+                start: Instant::now(),
+                last_ms: AtomicU32::new(0),
+            },
         })
     }
 
@@ -126,11 +147,12 @@ pub struct Totals {
     pub to_client: u64,
 }
 
-/// When either direction last moved a byte, for `idle=`.
+/// When either direction last moved a byte, for `idle=`; counted from the session's start.
 ///
 /// Milliseconds since the session started, in 32 bits: 32-bit MIPS has no 64-bit atomics.
 /// The count wraps after 49 days, but only the gap to now matters and wrapping arithmetic
 /// keeps it exact for any gap shorter than that (`idle=` allows a week at most).
+#[derive(Debug)]
 struct Activity {
     start: Instant,
     last_ms: AtomicU32,
@@ -153,42 +175,42 @@ impl Activity {
 }
 
 /// Copies bytes both ways until the session ends (or, with `idle`, until nothing moved for
-/// that long); returns what moved. The reason is left in `ctl` for the caller.
-pub fn run(ctl: &Control, line: &Line, idle: Option<Duration>) -> Totals {
-    let activity = Activity {
-        start: Instant::now(),
-        last_ms: AtomicU32::new(0),
+/// that long); returns what moved. The reason is left in `ctl` for the caller, and the other
+/// direction has let go of `line` by the time this returns.
+pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Totals {
+    let (promise, outcome) = crate::thread::promise();
+    let job = {
+        let (ctl, line) = (Arc::clone(ctl), Arc::clone(line));
+        Box::new(move || {
+            let n = device_to_client(&ctl, &line, idle);
+            // Before the result: the session hangs up when it drops the last reference.
+            drop(line);
+            promise.keep(n);
+        })
     };
-    let activity = &activity;
-    thread::scope(|scope| {
-        let up = thread::Builder::new()
-            .name("relay".into())
-            .stack_size(RELAY_STACK)
-            .spawn_scoped(scope, || device_to_client(ctl, line, activity, idle));
-        let up = match up {
-            Ok(handle) => handle,
-            Err(e) => {
-                ctl.stop(End::NoThread(e));
-                return Totals::default();
-            }
-        };
-        let to_device = client_to_device(ctl, line, activity);
-        // A panic in the other thread has already been reported by the panic hook; its count
-        // is lost, the session is not.
-        let to_client = up.join().unwrap_or(0);
-        Totals {
-            to_device,
-            to_client,
-        }
-    })
+    if let Err(e) = crate::thread::run(c"relay", job) {
+        ctl.stop(End::NoThread(e));
+        return Totals::default();
+    }
+    let to_device = client_to_device(ctl, line);
+    // A job that panicked has been reported by the panic hook; its count is lost, the
+    // session is not.
+    let to_client = outcome.wait(None).unwrap_or(0);
+    Totals {
+        to_device,
+        to_client,
+    }
 }
 
-fn client_to_device(ctl: &Control, line: &Line, activity: &Activity) -> u64 {
-    let mut buf = vec![0u8; BUF_SIZE];
+fn client_to_device(ctl: &Control, line: &Line) -> u64 {
+    with_buffer(|buf| copy_to_device(ctl, line, buf))
+}
+
+fn copy_to_device(ctl: &Control, line: &Line, buf: &mut [u8]) -> u64 {
     let mut total = 0u64;
     let mut client = ctl.client();
     loop {
-        let n = match client.read(&mut buf) {
+        let n = match client.read(buf) {
             Ok(0) => {
                 ctl.stop(End::ClientClosed);
                 return total;
@@ -200,7 +222,7 @@ fn client_to_device(ctl: &Control, line: &Line, activity: &Activity) -> u64 {
                 return total;
             }
         };
-        activity.touch();
+        ctl.activity.touch();
         match write_device(ctl, line, &buf[..n]) {
             Ok(()) => total += n as u64,
             Err(Some(end)) => {
@@ -255,13 +277,11 @@ fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Optio
     Ok(())
 }
 
-fn device_to_client(
-    ctl: &Control,
-    line: &Line,
-    activity: &Activity,
-    idle: Option<Duration>,
-) -> u64 {
-    let mut buf = vec![0u8; BUF_SIZE];
+fn device_to_client(ctl: &Control, line: &Line, idle: Option<Duration>) -> u64 {
+    with_buffer(|buf| copy_to_client(ctl, line, idle, buf))
+}
+
+fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut [u8]) -> u64 {
     let mut total = 0u64;
     let mut client = ctl.client();
     let fds = [
@@ -273,7 +293,7 @@ fn device_to_client(
     let mut must_wait = false;
     loop {
         if must_wait {
-            let timeout = idle.map(|limit| limit.saturating_sub(activity.since()));
+            let timeout = idle.map(|limit| limit.saturating_sub(ctl.activity.since()));
             if timeout == Some(Duration::ZERO) {
                 ctl.stop(End::Idle);
                 return total;
@@ -294,7 +314,7 @@ fn device_to_client(
         } else if ctl.stopped() {
             return total;
         }
-        let n = match sys::read(line.as_fd(), &mut buf) {
+        let n = match sys::read(line.as_fd(), buf) {
             Ok(0) => {
                 ctl.stop(End::DeviceGone);
                 return total;
@@ -315,7 +335,7 @@ fn device_to_client(
             }
         };
         must_wait = false;
-        activity.touch();
+        ctl.activity.touch();
         if let Err(e) = client.write_all(&buf[..n]) {
             ctl.stop(End::ClientError(e));
             return total;

@@ -53,14 +53,6 @@ enum Answer {
     Addrs(Vec<IpAddr>),
 }
 
-/// Where a lookup thread leaves its answer. Not a channel: one non-generic slot keeps a
-/// single copy of this code in the router image (two channel types cost it 15 KiB).
-#[derive(Default)]
-struct Slot {
-    answer: Mutex<Option<Answer>>,
-    ready: Condvar,
-}
-
 fn ask(query: Query) -> Answer {
     match query {
         Query::Reverse(ip) => Answer::Name(sys::reverse_lookup(ip)),
@@ -77,33 +69,20 @@ fn bounded(query: Query) -> Option<Answer> {
         crate::warning!("{MAX_LOOKUPS} DNS lookups already in flight; not resolving");
         return None;
     }
-    let slot = Arc::new(Slot::default());
-    let theirs = Arc::clone(&slot);
-    let spawned = crate::thread::spawn(
-        "dns".into(),
-        crate::thread::STACK,
-        Box::new(move || {
-            let answer = ask(query);
-            LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-            if let Ok(mut a) = theirs.answer.lock() {
-                *a = Some(answer);
-            }
-            theirs.ready.notify_one();
-        }),
-    );
-    if spawned.is_err() {
+    let (promise, outcome) = crate::thread::promise();
+    let job = Box::new(move || {
+        let answer = ask(query);
+        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        promise.keep(answer);
+    });
+    if crate::thread::run(c"dns", job).is_err() {
         LOOKUPS.fetch_sub(1, Ordering::SeqCst);
         return None;
     }
-    let guard = slot.answer.lock().ok()?;
-    let (mut guard, _) = slot
-        .ready
-        .wait_timeout_while(guard, DNS_TIMEOUT, |a| a.is_none())
-        .ok()?;
-    let answer = guard.take();
+    let answer = outcome.wait(Some(DNS_TIMEOUT));
     if answer.is_none() {
         crate::warning!(
-            "DNS lookup took longer than {} s; not waiting",
+            "DNS lookup gave no answer within {} s; not waiting",
             DNS_TIMEOUT.as_secs()
         );
     }
@@ -177,6 +156,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         entry.settings
     );
     let start = Instant::now();
+    let line = Arc::new(line);
     let totals = relay::run(&ctl, &line, entry.idle);
     let end = ctl.take_end().unwrap_or(End::ClientClosed);
     if matches!(end, End::ClientClosed) {

@@ -581,6 +581,14 @@ impl SignalSet {
     }
 }
 
+/// Names the calling thread (what `ps -T` and `top -H` show); longer names are cut to 15
+/// bytes by the kernel. A failure only loses the name.
+pub fn set_thread_name(name: &std::ffi::CStr) {
+    // SAFETY: `name` is a NUL-terminated string for the whole call; the kernel copies at most
+    // 16 bytes of it.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

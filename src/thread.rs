@@ -1,20 +1,326 @@
-//! Starting modemd's threads: one way, so that the router image holds one copy of std's
-//! thread start-up code.
+//! modemd's threads: started one way, and reused for a moment after their job.
+//!
+//! Every session is thread-per-connection: a job for the session and one for its second
+//! copy direction. Starting a thread costs a stack mapping, a clone, page faults on the new
+//! stack and, at exit, an unmap whose TLB shoot-down interrupts the other CPUs; measured, it
+//! was most of the time from connect to first byte. So a thread whose job is done waits up to
+//! [`LINGER`] for the next one, and at most [`SPARE`] wait at once: a burst of clients reuses
+//! threads, an idle daemon is back to its listener thread within seconds.
+//!
+//! One job type, `Box<dyn FnOnce>`: every closure type given to `Builder::spawn` would
+//! instantiate std's thread start-up anew, about 3 KiB of the router image per call site.
 
+use std::ffi::CStr;
 use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{Builder, JoinHandle};
+use std::time::{Duration, Instant};
 
-/// Stack of session and listener threads: the session runs the resolver (getaddrinfo,
-/// res_query), whose glibc implementation wants tens of KiB; untouched pages cost no memory.
+/// Stack of every worker: the session runs the resolver (getaddrinfo, res_query), whose glibc
+/// implementation wants tens of KiB, and a relay direction keeps its 16 KiB buffer there;
+/// untouched pages cost no memory.
 pub const STACK: usize = 256 * 1024;
+/// How long a worker without a job waits for one before it exits.
+pub const LINGER: Duration = Duration::from_secs(1);
+/// Most workers waiting for a job at once; more exit at the end of their job.
+pub const SPARE: usize = 8;
 
-/// Starts a thread called `name` running `f`. Boxed: every closure type given to
-/// `Builder::spawn` instantiates std's thread start-up anew, about 3 KiB of the router image
-/// per call site; one `Box<dyn FnOnce>` type makes it one copy.
+/// A job for a worker.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// Workers waiting for jobs. One serves the daemon ([`run`]); tests make their own.
+pub struct Pool {
+    state: Mutex<PoolState>,
+    posted: Condvar,
+    linger: Duration,
+    spare: usize,
+}
+
+struct PoolState {
+    /// Jobs posted for a waiting worker, not taken yet. Never longer than `waiting`: a job
+    /// is posted only if a worker is there to take it, and a worker leaves only if none is.
+    jobs: Vec<(&'static CStr, Job)>,
+    waiting: usize,
+}
+
+static WORKERS: Pool = Pool::new(LINGER, SPARE);
+
+/// Runs `job` on a waiting worker, or on a new thread if none waits. `name` is what `ps`
+/// and `top -H` show for the thread while it runs the job.
+pub fn run(name: &'static CStr, job: Job) -> io::Result<()> {
+    WORKERS.run(name, job)
+}
+
+impl Pool {
+    /// A pool whose idle workers wait `linger` for a job, at most `spare` at once.
+    pub const fn new(linger: Duration, spare: usize) -> Pool {
+        Pool {
+            state: Mutex::new(PoolState {
+                jobs: Vec::new(),
+                waiting: 0,
+            }),
+            posted: Condvar::new(),
+            linger,
+            spare,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many workers wait for a job.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting
+    }
+
+    /// Runs `job` on a waiting worker of this pool, or on a new thread.
+    pub fn run(&'static self, name: &'static CStr, job: Job) -> io::Result<()> {
+        let mut s = self.lock();
+        if s.waiting > s.jobs.len() {
+            s.jobs.push((name, job));
+            drop(s);
+            // Not under the lock: the woken worker would block on it at once.
+            self.posted.notify_one();
+            return Ok(());
+        }
+        drop(s);
+        Builder::new()
+            .stack_size(STACK)
+            .spawn(move || self.work(name, job))
+            .map(drop)
+    }
+
+    fn work(&self, mut name: &'static CStr, mut job: Job) {
+        crate::sys::set_thread_name(name);
+        loop {
+            job();
+            let Some((next_name, next)) = self.next_job() else {
+                return;
+            };
+            if next_name != name {
+                crate::sys::set_thread_name(next_name);
+                name = next_name;
+            }
+            job = next;
+        }
+    }
+
+    /// Waits up to `linger` for a posted job; `None`: time to exit.
+    fn next_job(&self) -> Option<(&'static CStr, Job)> {
+        let mut s = self.lock();
+        if s.waiting >= self.spare {
+            return None;
+        }
+        s.waiting += 1;
+        let deadline = Instant::now() + self.linger;
+        loop {
+            if let Some(job) = s.jobs.pop() {
+                s.waiting -= 1;
+                return Some(job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                s.waiting -= 1;
+                return None;
+            }
+            s = match self.posted.wait_timeout(s, left) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+/// Starts a dedicated thread (not from the pool) called `name` running `f`: for threads
+/// that live as long as the daemon.
 pub fn spawn(
     name: String,
     stack: usize,
     f: Box<dyn FnOnce() + Send>,
 ) -> io::Result<JoinHandle<()>> {
     Builder::new().name(name).stack_size(stack).spawn(f)
+}
+
+/// The result of a job, for whoever waits for it.
+pub struct Outcome<T> {
+    state: Mutex<Option<Option<T>>>,
+    ready: Condvar,
+}
+
+/// The job's side of an [`Outcome`]: [`Promise::keep`] hands over the result; dropped
+/// without it (a job that panicked), the outcome says so instead of leaving its waiter
+/// waiting.
+pub struct Promise<T>(Option<Arc<Outcome<T>>>);
+
+/// A new outcome and the promise that fills it.
+pub fn promise<T>() -> (Promise<T>, Arc<Outcome<T>>) {
+    let outcome = Arc::new(Outcome {
+        state: Mutex::new(None),
+        ready: Condvar::new(),
+    });
+    (Promise(Some(Arc::clone(&outcome))), outcome)
+}
+
+impl<T> Outcome<T> {
+    fn fill(&self, value: Option<T>) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        self.ready.notify_all();
+    }
+
+    /// Waits at most `limit` (`None`: for ever) for the result; `None` if the time ran out
+    /// or the job ended without one.
+    pub fn wait(&self, limit: Option<Duration>) -> Option<T> {
+        let deadline = limit.map(|l| Instant::now() + l);
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(value) = s.take() {
+                return value;
+            }
+            s = match deadline {
+                None => self.ready.wait(s).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    match self.ready.wait_timeout(s, left) {
+                        Ok((guard, _)) => guard,
+                        Err(p) => p.into_inner().0,
+                    }
+                }
+            };
+        }
+    }
+}
+
+impl<T> Promise<T> {
+    /// Hands over the job's result.
+    pub fn keep(mut self, value: T) {
+        if let Some(outcome) = self.0.take() {
+            outcome.fill(Some(value));
+        }
+    }
+}
+
+impl<T> Drop for Promise<T> {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.0.take() {
+            outcome.fill(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+    use std::thread::ThreadId;
+
+    const LONG: Duration = Duration::from_secs(5);
+
+    fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + LONG;
+        while !done() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    fn on_which_thread(pool: &'static Pool) -> ThreadId {
+        let (p, o) = promise();
+        pool.run(
+            c"test",
+            Box::new(move || p.keep(std::thread::current().id())),
+        )
+        .expect("run");
+        o.wait(Some(LONG)).expect("job result")
+    }
+
+    #[test]
+    fn jobs_run_and_hand_back_results() {
+        static POOL: Pool = Pool::new(Duration::from_millis(100), 2);
+        let outcomes: Vec<_> = (0..20u64)
+            .map(|i| {
+                let (p, o) = promise();
+                POOL.run(c"test", Box::new(move || p.keep(i * i)))
+                    .expect("run");
+                o
+            })
+            .collect();
+        for (i, o) in outcomes.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(o.wait(Some(LONG)), Some(i * i));
+        }
+    }
+
+    #[test]
+    fn a_waiting_worker_takes_the_next_job_and_leaves_after_linger() {
+        static POOL: Pool = Pool::new(Duration::from_millis(300), 2);
+        let first = on_which_thread(&POOL);
+        assert!(wait_until(|| POOL.waiting() == 1), "no worker waiting");
+        assert_eq!(
+            on_which_thread(&POOL),
+            first,
+            "a new thread while one waited"
+        );
+        assert!(
+            wait_until(|| POOL.waiting() == 1),
+            "worker did not wait again"
+        );
+        let since = Instant::now();
+        assert!(wait_until(|| POOL.waiting() == 0), "worker never left");
+        assert!(
+            since.elapsed() >= Duration::from_millis(200),
+            "left before its linger"
+        );
+        assert_ne!(
+            on_which_thread(&POOL),
+            first,
+            "the worker that left took a job"
+        );
+    }
+
+    #[test]
+    fn at_most_spare_workers_wait() {
+        static POOL: Pool = Pool::new(Duration::from_secs(2), 3);
+        let all = Arc::new(Barrier::new(7));
+        for _ in 0..6 {
+            let all = Arc::clone(&all);
+            POOL.run(
+                c"test",
+                Box::new(move || {
+                    all.wait();
+                }),
+            )
+            .expect("run");
+        }
+        // Six jobs at once need six threads; done, three of them stay.
+        all.wait();
+        assert!(
+            wait_until(|| POOL.waiting() == 3),
+            "waiting: {}",
+            POOL.waiting()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(POOL.waiting(), 3);
+    }
+
+    #[test]
+    fn a_dropped_promise_ends_the_wait() {
+        let (p, o) = promise::<u8>();
+        run(c"test", Box::new(move || drop(p))).expect("run");
+        assert_eq!(o.wait(Some(LONG)), None);
+    }
+
+    #[test]
+    fn waiting_times_out() {
+        let (_p, o) = promise::<u8>();
+        let start = Instant::now();
+        assert_eq!(o.wait(Some(Duration::from_millis(50))), None);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+    }
 }
