@@ -10,6 +10,7 @@ pub mod log;
 pub mod acl;
 pub mod config;
 pub mod daemon;
+pub mod devpath;
 pub mod dns;
 pub mod inetd;
 pub mod listener;

@@ -89,7 +89,7 @@ impl std::error::Error for Error {
 
 /// The lock file for `device` in `dir`: `dir/LCK..<basename of the resolved path>`.
 pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, Error> {
-    let real = fs::canonicalize(device).map_err(|source| Error::Device {
+    let real = crate::devpath::resolve(device).map_err(|source| Error::Device {
         device: device.to_owned(),
         source,
     })?;
