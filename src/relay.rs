@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::serial::Line;
-use crate::sys::{self, EventFd, Interest};
+use crate::sys::{self, EventFd, Interest, Pages};
 
 /// Bytes moved per read; one buffer of this size per direction.
 pub const BUF_SIZE: usize = 16 * 1024;
@@ -29,20 +29,20 @@ pub const DRAIN: Duration = Duration::from_secs(1);
 
 thread_local! {
     /// This thread's copy buffer, kept between the sessions a pooled worker serves: a fresh
-    /// 16 KiB allocation is a fresh mapping under musl, and unmapping it at the end of the
-    /// session interrupts the other CPUs. It goes when the worker exits.
-    static BUFFER: Cell<Option<Box<[u8]>>> = const { Cell::new(None) };
+    /// mapping per session would cost its system calls and, unmapped at the end, interrupt
+    /// the other CPUs for a TLB shoot-down. It goes when the worker exits.
+    static BUFFER: Cell<Option<Pages>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with this thread's copy buffer. Allocated zeroed: the pages of a fresh
-/// allocation are only backed by memory once a read fills them.
-fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    let mut buf = BUFFER
-        .take()
-        .unwrap_or_else(|| vec![0u8; BUF_SIZE].into_boxed_slice());
+/// Runs `f` with this thread's copy buffer; an error if there is none and no memory for one.
+fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> io::Result<R> {
+    let mut buf = match BUFFER.take() {
+        Some(buf) => buf,
+        None => Pages::new(BUF_SIZE)?,
+    };
     let r = f(&mut buf);
     BUFFER.set(Some(buf));
-    r
+    Ok(r)
 }
 
 /// Why a session ended; the first reason recorded wins.
@@ -62,6 +62,8 @@ pub enum End {
     Idle,
     /// The relay thread could not be started.
     NoThread(io::Error),
+    /// No memory for a copy buffer.
+    NoBuffer(io::Error),
 }
 
 impl fmt::Display for End {
@@ -74,6 +76,7 @@ impl fmt::Display for End {
             End::Shutdown => write!(f, "signal"),
             End::Idle => write!(f, "idle"),
             End::NoThread(e) => write!(f, "cannot start relay thread: {e}"),
+            End::NoBuffer(e) => write!(f, "cannot map a copy buffer: {e}"),
         }
     }
 }
@@ -203,7 +206,10 @@ pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Tota
 }
 
 fn client_to_device(ctl: &Control, line: &Line) -> u64 {
-    with_buffer(|buf| copy_to_device(ctl, line, buf))
+    with_buffer(|buf| copy_to_device(ctl, line, buf)).unwrap_or_else(|e| {
+        ctl.stop(End::NoBuffer(e));
+        0
+    })
 }
 
 fn copy_to_device(ctl: &Control, line: &Line, buf: &mut [u8]) -> u64 {
@@ -278,7 +284,10 @@ fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Optio
 }
 
 fn device_to_client(ctl: &Control, line: &Line, idle: Option<Duration>) -> u64 {
-    with_buffer(|buf| copy_to_client(ctl, line, idle, buf))
+    with_buffer(|buf| copy_to_client(ctl, line, idle, buf)).unwrap_or_else(|e| {
+        ctl.stop(End::NoBuffer(e));
+        0
+    })
 }
 
 fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut [u8]) -> u64 {

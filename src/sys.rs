@@ -58,6 +58,63 @@ pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<O
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A private anonymous mapping used as a byte buffer: page-aligned and with no allocator
+/// header beside it, so only the pages that reads fill are backed by memory. (musl's malloc
+/// puts a 16 KiB block in a mapping of its own whose header page is touched at once.)
+pub struct Pages {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: Pages owns its mapping exclusively, like a Box<[u8]>.
+unsafe impl Send for Pages {}
+
+impl Pages {
+    /// A zero-filled mapping of `len` bytes.
+    pub fn new(len: usize) -> io::Result<Pages> {
+        // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no
+        // existing memory; the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap: null"))?;
+        Ok(Pages { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Pages {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes (zero-filled at first) for as long as
+        // `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Pages {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for deref, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and nothing borrows it any more.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
 /// Sets or clears `O_NONBLOCK` on `fd`.
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL on a borrowed, open descriptor has no memory effects.
@@ -592,6 +649,16 @@ pub fn set_thread_name(name: &std::ffi::CStr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_zeroed_and_writable_to_the_end() {
+        let mut p = Pages::new(16 * 1024).expect("mmap");
+        assert_eq!(p.len(), 16 * 1024);
+        assert!(p.iter().all(|&b| b == 0));
+        p[0] = 1;
+        p[16 * 1024 - 1] = 2;
+        assert_eq!((p[0], p[16 * 1024 - 1]), (1, 2));
+    }
 
     #[test]
     fn eventfd_wakes_poll() {
