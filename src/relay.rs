@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,9 @@ use crate::sys::{self, EventFd, Interest, Pages};
 
 /// Bytes moved per read; one buffer of this size per direction.
 pub const BUF_SIZE: usize = 16 * 1024;
+/// A device read this long suggests more is queued behind it (a pty or fast UART in a bulk
+/// transfer delivers up to 4 KiB per read).
+const LONG_READ: usize = 1024;
 /// How long a device may take to accept the last bytes of a client that has left.
 pub const DRAIN: Duration = Duration::from_secs(1);
 
@@ -87,6 +90,8 @@ pub struct Control {
     client: TcpStream,
     wake: EventFd,
     end: Mutex<Option<End>>,
+    /// Set once `end` is: the copy loop checks it per chunk without taking the mutex.
+    ending: AtomicBool,
     activity: Activity,
 }
 
@@ -97,6 +102,7 @@ impl Control {
             client,
             wake: EventFd::new()?,
             end: Mutex::new(None),
+            ending: AtomicBool::new(false),
             activity: Activity {
                 start: Instant::now(),
                 last_ms: AtomicU32::new(0),
@@ -124,6 +130,7 @@ impl Control {
                 return;
             }
             *end = Some(why);
+            self.ending.store(true, Ordering::Release);
         }
         // ENOTCONN if the peer is already gone: nothing left to wake on that side.
         let _ = self.client.shutdown(how);
@@ -132,7 +139,7 @@ impl Control {
 
     /// Whether the session was told to end.
     pub fn stopped(&self) -> bool {
-        self.end.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.ending.load(Ordering::Acquire)
     }
 
     /// Takes the reason the session ended.
@@ -168,7 +175,12 @@ impl Activity {
     }
 
     fn touch(&self) {
-        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        // Both directions touch it per chunk; writing only when the millisecond changed keeps
+        // the cache line from bouncing between the two threads' CPUs at full speed.
+        let now = self.now_ms();
+        if self.last_ms.load(Ordering::Relaxed) != now {
+            self.last_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     fn since(&self) -> Duration {
@@ -297,9 +309,11 @@ fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut 
         (line.as_fd().as_raw_fd(), Interest::Read),
         (ctl.wake.raw(), Interest::Read),
     ];
-    // Read first, poll only when the device has nothing: under load a read usually finds
-    // data, and the poll would be a wasted system call and wake-up per chunk.
-    let mut must_wait = false;
+    // Whether to poll before the next read. After a long read, read again at once: in a bulk
+    // transfer more is usually queued, and a poll would be a wasted system call per chunk.
+    // After a short one (a reply, or a UART at modem speed trickling in) the queue is most
+    // likely empty, and reading first would be the wasted call.
+    let mut must_wait = true;
     loop {
         if must_wait {
             let timeout = idle.map(|limit| limit.saturating_sub(ctl.activity.since()));
@@ -343,7 +357,7 @@ fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut 
                 return total;
             }
         };
-        must_wait = false;
+        must_wait = n < LONG_READ;
         ctl.activity.touch();
         if let Err(e) = client.write_all(&buf[..n]) {
             ctl.stop(End::ClientError(e));
