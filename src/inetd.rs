@@ -138,6 +138,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
         crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
     }
     session::serve(client, peer, &pool, &ctx);
+    crate::lock::remove_template();
     Ok(())
 }
 

@@ -5,10 +5,15 @@
 //! Taylor `cu` and minicom lock for the real device: `/dev/modem -> ttyUSB0` locks
 //! `LCK..ttyUSB0`, and `/dev/pts/3` locks `LCK..3`.
 //!
-//! The lock appears whole or not at all: the PID is written to a temporary file created with
-//! `O_CREAT|O_EXCL`, which is then hard-linked to the lock name (the link fails if the lock
-//! exists, so it is as exclusive as `O_EXCL` on the lock itself). That is Taylor UUCP's own
-//! method, and it means no reader ever sees an empty lock and takes it for garbage. A lock
+//! The lock appears whole or not at all: the PID is written to a file of our own created with
+//! `O_CREAT|O_EXCL`, `LOCKDIR/LTMP.<pid>`, which is then hard-linked to the lock name (the
+//! link fails if the lock exists, so it is as exclusive as `O_EXCL` on the lock itself). That
+//! is Taylor UUCP's method, and it means no reader ever sees an empty lock and takes it for
+//! garbage. Unlike Taylor, the daemon keeps that file for its lifetime and links it again for
+//! every session: one `link` per claim instead of a create, write, link and unlink (a third
+//! of the time from connect to first byte). It is removed at exit ([`release_all`] and
+//! [`remove_template`]); the locks are separate names of it, removed each on release. A
+//! lock
 //! whose PID no longer exists is stale and is removed once; a lock of a live process, or one
 //! we cannot read, means the device is busy and is never touched.
 //!
@@ -130,15 +135,69 @@ fn held() -> MutexGuard<'static, Vec<PathBuf>> {
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Removes every lock this process holds, for a process about to die without running its
-/// destructors (a panic in a release build, sessions that outlived the shutdown wait). Never
-/// blocks: from a panic hook the list may be locked by the panicking thread itself.
+/// Removes every lock this process holds, and its template, for a process about to die
+/// without running its destructors (a panic in a release build, sessions that outlived the
+/// shutdown wait). Never blocks: from a panic hook the list may be locked by the panicking
+/// thread itself.
 pub fn release_all() {
     if let Ok(mut held) = HELD.try_lock() {
         for path in held.drain(..) {
             let _ = fs::remove_file(path);
         }
     }
+    if let Ok(mut t) = TEMPLATE.try_lock() {
+        if let Some(t) = t.take() {
+            let _ = fs::remove_file(t.path);
+        }
+    }
+}
+
+/// The file every lock of this process is a link to: our PID, written once.
+struct Template {
+    pid: libc::pid_t,
+    path: PathBuf,
+}
+
+static TEMPLATE: Mutex<Option<Template>> = Mutex::new(None);
+
+fn template() -> MutexGuard<'static, Option<Template>> {
+    TEMPLATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the template file, once no more locks will be taken (daemon exit, the end of an
+/// inetd session). Locks still held keep their own names.
+pub fn remove_template() {
+    if let Some(t) = template().take() {
+        let _ = fs::remove_file(t.path);
+    }
+}
+
+/// The template in `dir`, written now if this process (a new PID after a fork) has none.
+fn template_in(dir: &Path) -> io::Result<PathBuf> {
+    let pid = sys::getpid();
+    let mut t = template();
+    if let Some(t) = t
+        .as_ref()
+        .filter(|t| t.pid == pid && t.path.parent() == Some(dir))
+    {
+        return Ok(t.path.clone());
+    }
+    let path = dir.join(format!("LTMP.{pid}"));
+    // A file of that name is a leftover of an earlier process with our PID.
+    let _ = fs::remove_file(&path);
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let written = sys::open(&path, flags, 0o644)
+        .map(fs::File::from)
+        .and_then(|mut f| f.write_all(content(pid).as_bytes()));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
+    *t = Some(Template {
+        pid,
+        path: path.clone(),
+    });
+    Ok(path)
 }
 
 impl UucpLock {
@@ -194,27 +253,26 @@ fn remove_stale(path: &Path, pid: i32) -> Result<(), Error> {
     }
 }
 
-/// Creates the lock file at `path` with our PID in it, atomically.
+/// Creates the lock file at `path` with our PID in it, atomically: a link to the template.
 fn create(dir: &Path, path: &Path) -> Result<(), Error> {
+    match link_template(dir, path) {
+        // Someone cleaned the lock directory under us: write the template anew, once.
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            remove_template();
+            link_template(dir, path)
+        }
+        other => other,
+    }
+}
+
+fn link_template(dir: &Path, path: &Path) -> Result<(), Error> {
     let io_err = |op, source| Error::Io {
         lock: path.to_owned(),
         op,
         source,
     };
-    // One temporary name per process is enough: HELD serializes our claims.
-    let tmp = dir.join(format!("LTMP.{}", sys::getpid()));
-    let _ = fs::remove_file(&tmp);
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    let written = sys::open(&tmp, flags, 0o644)
-        .map(fs::File::from)
-        .and_then(|mut f| f.write_all(content(sys::getpid()).as_bytes()));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err("create", e));
-    }
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
+    let template = template_in(dir).map_err(|e| io_err("write the template of", e))?;
+    match fs::hard_link(template, path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Busy {
             lock: path.to_owned(),
@@ -292,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn own_pid_lock_not_held_is_stale_and_no_temp_file_stays() {
+    fn own_pid_lock_not_held_is_stale_and_no_lock_stays() {
         let (dir, dev) = scratch("own");
         let path = lock_path(&dir, &dev).unwrap();
         fs::write(&path, content(sys::getpid())).unwrap();
@@ -302,11 +360,13 @@ mod tests {
             Err(Error::Busy { .. })
         ));
         drop(lock);
+        // The template (LTMP.<pid>) stays for the next claim; the daemon removes it at exit.
         let names: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
+            .filter(|n| !n.to_string_lossy().starts_with("LTMP."))
             .collect();
-        assert_eq!(names, [dev.file_name().unwrap()], "lock or temp file left");
+        assert_eq!(names, [dev.file_name().unwrap()], "lock file left");
         fs::remove_dir_all(&dir).unwrap();
     }
 

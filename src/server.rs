@@ -190,6 +190,7 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
         crate::error!("{left} sessions did not end in time; removing their locks");
         crate::lock::release_all();
     }
+    crate::lock::remove_template();
     drop(pid_file);
     Ok(())
 }

@@ -176,7 +176,7 @@ fn config_mode_serves_the_entries_of_the_local_port_and_hangs_up() {
     drop(c);
     assert_eq!(wait_child(&mut child).map(|s| s.success()), Some(true));
     assert!(pty.wait_hangup(WAIT));
-    assert!(dir.locks().is_empty());
+    assert_eq!(dir.lock_files(), Vec::<String>::new(), "lock files left");
 }
 
 #[test]
@@ -196,5 +196,9 @@ fn device_mode_session_ends_when_the_client_leaves_and_on_sigterm() {
         Some(Vec::new()),
         "client not hung up"
     );
-    assert!(dir.locks().is_empty(), "lock left after SIGTERM");
+    assert_eq!(
+        dir.lock_files(),
+        Vec::<String>::new(),
+        "lock files left after SIGTERM"
+    );
 }

@@ -120,6 +120,7 @@ fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
         .expect("no exit within 2 s of SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert!(d.dir.locks().is_empty(), "lock left: {:?}", d.dir.locks());
+    assert_eq!(d.dir.lock_files(), Vec::<String>::new(), "lock files left");
     assert!(!pid_file.exists(), "pid file left");
     assert!(pty.wait_hangup(Duration::from_secs(1)), "device left open");
     assert!(
@@ -127,4 +128,25 @@ fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
         "{}",
         d.log.all()
     );
+}
+
+/// Every lock is a link to one file holding the daemon's PID; a lock directory cleaned
+/// under the daemon (a tmp cleaner) costs nothing but that file being written again.
+#[test]
+fn locks_survive_the_lock_directory_being_cleaned() {
+    let pty = Pty::new();
+    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    let template = d.dir.join(&format!("LTMP.{}", d.pid()));
+    for round in 0..3 {
+        let c = start_session(&pty, addr);
+        let content = fs::read_to_string(&lock).expect("lock file during session");
+        assert_eq!(content, format!("{:10}\n", d.pid()), "round {round}");
+        drop(c);
+        assert!(d.dir.wait_unlocked(WAIT), "round {round}: lock kept");
+        assert!(pty.wait_hangup(WAIT), "round {round}: device kept");
+        if round == 1 {
+            fs::remove_file(&template).expect("the template exists between sessions");
+        }
+    }
 }

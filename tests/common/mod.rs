@@ -197,11 +197,21 @@ impl TempDir {
 
     /// Names of the `LCK..*` files in the directory.
     pub fn locks(&self) -> Vec<String> {
+        self.names_starting(&["LCK.."])
+    }
+
+    /// Every file a lock holder leaves in the lock directory: locks and modemd's lock
+    /// template (`LTMP.<pid>`), for "leaves nothing behind".
+    pub fn lock_files(&self) -> Vec<String> {
+        self.names_starting(&["LCK..", "LTMP."])
+    }
+
+    fn names_starting(&self, prefixes: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&self.0)
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with("LCK.."))
+                    .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
                     .collect()
             })
             .unwrap_or_default();
