@@ -15,6 +15,9 @@ const MAX_LINKS: usize = 40;
 
 /// `path`, absolute and without symbolic links, `.` or `..`.
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
     let start = if path.is_absolute() {
         PathBuf::new()
     } else {

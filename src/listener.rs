@@ -70,7 +70,11 @@ impl Bound {
         // Non-blocking: poll said "readable" but the client may have reset meanwhile.
         socket.set_nonblocking(true)?;
         // Accepted connections inherit these, which spares every session the system calls.
-        session::tune_socket(socket.as_fd())?;
+        // Options are set in order: one the kernel lacks (TCP_USER_TIMEOUT, last, before
+        // Linux 2.6.37) leaves the others in place, and costs no port.
+        if let Err(e) = session::tune_socket(socket.as_fd()) {
+            crate::warning!("{}: cannot set TCP_NODELAY/keepalive: {e}", pool.listen);
+        }
         Ok(Bound { socket, pool })
     }
 }
@@ -329,34 +333,49 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
         if polled != Some(s.generation) {
             continue;
         }
+        let mut back_off = false;
         for (l, p) in s.listeners.iter_mut().zip(sockets) {
             if p.revents != 0 {
-                accept_one(l, ctx);
+                back_off |= accept_one(l, ctx) == Accepted::BackOff;
             }
             l.refusals.flush(l.pool.listen);
+        }
+        drop(s);
+        if back_off {
+            // Out of descriptors or memory: accepting again at once would spin. Not under
+            // the lock, so that a reload is not held up by the pause.
+            thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
+/// What one accept left to do.
+#[derive(PartialEq, Eq)]
+enum Accepted {
+    Done,
+    /// The system is out of descriptors or memory: pause before the next accept.
+    BackOff,
+}
+
 /// Accepts one client of `l` (one per wake-up, so a busy port cannot starve the others).
-fn accept_one(l: &mut Listener, ctx: &Arc<Context>) {
+fn accept_one(l: &mut Listener, ctx: &Arc<Context>) -> Accepted {
     match l.socket.accept() {
         Ok((stream, peer)) => {
             // A refusal by address costs no thread: a flood of strangers is accepted and
             // closed right here.
             if l.pool.refuses_by_address(peer.ip()) {
                 l.refusals.refused(peer, l.pool.listen);
-                return;
+                return Accepted::Done;
             }
             let Some(slot) = Slot::take() else {
                 crate::warning!("{peer}: {MAX_CLIENTS} clients in flight; closing");
-                return;
+                return Accepted::Done;
             };
             // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so anyway: the
             // relay relies on blocking socket I/O.
             if let Err(e) = stream.set_nonblocking(false) {
                 crate::error!("accept: {e}");
-                return;
+                return Accepted::Done;
             }
             let (pool, ctx) = (Arc::clone(&l.pool), Arc::clone(ctx));
             let spawned = crate::thread::run(
@@ -369,15 +388,18 @@ fn accept_one(l: &mut Listener, ctx: &Arc<Context>) {
             if let Err(e) = spawned {
                 crate::error!("cannot start a session thread: {e}");
             }
+            Accepted::Done
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Done,
         Err(e) => match e.raw_os_error() {
-            // Out of descriptors or memory: accepting again at once would spin.
             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                 crate::error!("accept: {e}");
-                thread::sleep(Duration::from_millis(100));
+                Accepted::BackOff
             }
-            _ => crate::debug!("accept: {e}"),
+            _ => {
+                crate::debug!("accept: {e}");
+                Accepted::Done
+            }
         },
     }
 }

@@ -13,9 +13,10 @@
 //! every session: one `link` per claim instead of a create, write, link and unlink (a third
 //! of the time from connect to first byte). It is removed at exit ([`release_all`] and
 //! [`remove_template`]); the locks are separate names of it, removed each on release. A
-//! lock
-//! whose PID no longer exists is stale and is removed once; a lock of a live process, or one
-//! we cannot read, means the device is busy and is never touched.
+//! template left by a process that died is removed like a stale lock.
+//!
+//! A lock whose PID no longer exists is stale and is removed once; a lock of a live process,
+//! or one we cannot read, means the device is busy and is never touched.
 //!
 //! The locks this process holds are kept in one process-wide list, which serializes claims
 //! between sessions (two sessions can never both reclaim one stale lock) and lets a dying
@@ -176,11 +177,18 @@ pub fn remove_template() {
 fn template_in(dir: &Path) -> io::Result<PathBuf> {
     let pid = sys::getpid();
     let mut t = template();
-    if let Some(t) = t
-        .as_ref()
-        .filter(|t| t.pid == pid && t.path.parent() == Some(dir))
-    {
-        return Ok(t.path.clone());
+    match t.take() {
+        Some(old) if old.pid == pid && old.path.parent() == Some(dir) => {
+            let path = old.path.clone();
+            *t = Some(old);
+            return Ok(path);
+        }
+        // Ours, in another directory (only tests use two): not needed any more.
+        Some(old) if old.pid == pid => {
+            let _ = fs::remove_file(old.path);
+        }
+        // None yet, or a parent's inherited through fork (its owner removes that one).
+        _ => sweep_dead_templates(dir),
     }
     let path = dir.join(format!("LTMP.{pid}"));
     // A file of that name is a leftover of an earlier process with our PID.
@@ -250,6 +258,25 @@ fn remove_stale(path: &Path, pid: i32) -> Result<(), Error> {
             op: "remove stale",
             source,
         }),
+    }
+}
+
+/// Removes the templates of processes that died without removing theirs (killed, or a
+/// router build's panic, which aborts), as a stale lock is; once per process.
+fn sweep_dead_templates(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("LTMP."))
+            .and_then(|p| p.parse::<libc::pid_t>().ok());
+        if let Some(pid) = pid.filter(|&p| p != sys::getpid() && !sys::process_alive(p)) {
+            crate::info!("removed {} of dead process {pid}", entry.path().display());
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub enum End {
     NoThread(io::Error),
     /// No memory for a copy buffer.
     NoBuffer(io::Error),
+    /// A copy thread panicked (a bug; builds for routers abort instead).
+    Panicked,
 }
 
 impl fmt::Display for End {
@@ -80,6 +82,7 @@ impl fmt::Display for End {
             End::Idle => write!(f, "idle"),
             End::NoThread(e) => write!(f, "cannot start relay thread: {e}"),
             End::NoBuffer(e) => write!(f, "cannot map a copy buffer: {e}"),
+            End::Panicked => write!(f, "internal error"),
         }
     }
 }
@@ -193,6 +196,9 @@ impl Activity {
 /// that long); returns what moved. The reason is left in `ctl` for the caller, and the other
 /// direction has let go of `line` by the time this returns.
 pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Totals {
+    // `idle=` counts from here, not from the accept: admission (DNS) and the claim can take
+    // seconds.
+    ctl.activity.touch();
     let (promise, outcome) = crate::thread::promise();
     let job = {
         let (ctl, line) = (Arc::clone(ctl), Arc::clone(line));
@@ -207,13 +213,34 @@ pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Tota
         ctl.stop(End::NoThread(e));
         return Totals::default();
     }
+    let on_unwind = JoinOnUnwind {
+        ctl,
+        outcome: &outcome,
+    };
     let to_device = client_to_device(ctl, line);
+    drop(on_unwind);
     // A job that panicked has been reported by the panic hook; its count is lost, the
     // session is not.
     let to_client = outcome.wait(None).unwrap_or(0);
     Totals {
         to_device,
         to_client,
+    }
+}
+
+/// If this direction panics (builds that unwind), ends the session and waits for the other
+/// one, so that the line is still hung up and closed before the session removes the lock.
+struct JoinOnUnwind<'a> {
+    ctl: &'a Control,
+    outcome: &'a crate::thread::Outcome<u64>,
+}
+
+impl Drop for JoinOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.ctl.stop(End::Panicked);
+            self.outcome.wait(None);
+        }
     }
 }
 

@@ -67,12 +67,22 @@ fn stale_lock_of_a_dead_process_is_reclaimed() {
     dead.wait().expect("wait");
     let lock = d.dir.join(&lock_name(&pty.slave));
     fs::write(&lock, format!("{dead_pid:10}\n")).expect("write stale lock");
+    // A dead modemd's lock template goes too; a live process's stays.
+    let dead_template = d.dir.join(&format!("LTMP.{dead_pid}"));
+    let live_template = d.dir.join(&format!("LTMP.{}", std::process::id()));
+    fs::write(&dead_template, format!("{dead_pid:10}\n")).expect("write dead template");
+    fs::write(&live_template, "not modemd's").expect("write live template");
     let c = start_session(&pty, addr);
     assert_eq!(
         fs::read_to_string(&lock).expect("lock"),
         format!("{:10}\n", d.pid())
     );
     assert!(d.log.wait_for("removed stale lock", WAIT).is_some());
+    assert!(
+        !dead_template.exists(),
+        "a dead process's template was kept"
+    );
+    assert!(live_template.exists(), "a live process's file was removed");
     drop(c);
     assert!(d.dir.wait_unlocked(WAIT));
 }
