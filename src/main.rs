@@ -62,7 +62,8 @@ fn main() -> ExitCode {
     // Release builds abort on panic (smaller, and no unwinder on the MIPS targets): no
     // destructor runs, so the locks this process holds must be removed by the hook. The
     // router builds (panic=immediate-abort) run no hook either: their locks then name a dead
-    // PID, which every UUCP lock user treats as stale.
+    // PID, which every UUCP lock user treats as stale (and the next modemd removes the lock
+    // template, LTMP.<pid>, that they leave too).
     #[cfg(panic = "abort")]
     {
         let default = std::panic::take_hook();

@@ -37,8 +37,8 @@ const MAX_LOOKUPS: usize = 16;
 static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
 /// DNS through the C library (`/etc/hosts`, then DNS), bounded in time: the C calls cannot
-/// be cancelled, so each runs on a small thread of its own that we stop waiting for after
-/// [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such threads exist.
+/// be cancelled, so each runs as a job on a worker thread that we stop waiting for after
+/// [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such jobs exist.
 pub struct SystemResolver;
 
 /// One question for a lookup thread.

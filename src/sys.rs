@@ -243,7 +243,7 @@ impl EventFd {
         Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Makes the eventfd readable for good (until the process drops it).
+    /// Makes the eventfd readable until [`EventFd::clear`] (for a stop flag: for good).
     pub fn signal(&self) {
         let one: u64 = 1;
         // An error can only be EAGAIN (counter saturated), which leaves it signalled anyway.
