@@ -7,8 +7,8 @@
 //! for a port that stays) serves new clients; live sessions keep the one they started with.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::os::fd::{AsFd, AsRawFd};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -42,18 +42,30 @@ impl Drop for Slot {
     }
 }
 
-/// Binds `listen`. A bare port takes `[::]` with `IPV6_V6ONLY` off whatever the system
-/// default (IPv4 clients arrive as mapped addresses), and falls back to `0.0.0.0` on a kernel
-/// without IPv6.
+/// Binds `listen` and listens, with TCP_NODELAY and the keepalive options set before the
+/// first connection can arrive: accepted connections inherit them on Linux, which spares
+/// every session the system calls. A bare port takes `[::]` with `IPV6_V6ONLY` off whatever
+/// the system default (IPv4 clients arrive as mapped addresses), and falls back to `0.0.0.0`
+/// on a kernel without IPv6.
 pub fn bind(listen: Listen) -> io::Result<TcpListener> {
+    // Options are set in order: one the kernel lacks (TCP_USER_TIMEOUT, last, before Linux
+    // 2.6.37) leaves the others in place, and costs no port.
+    let tune = |fd: BorrowedFd<'_>| {
+        if let Err(e) = session::tune_socket(fd) {
+            crate::warning!("{listen}: cannot set TCP_NODELAY/keepalive: {e}");
+        }
+    };
     match listen {
-        Listen::Addr(addr) => TcpListener::bind(addr),
-        Listen::Port(port) => sys::listen_dual_stack(port).or_else(|e| match e.raw_os_error() {
-            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
-                TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
-            }
-            _ => Err(e),
-        }),
+        Listen::Addr(addr) => sys::tcp_listener(addr, false, tune),
+        Listen::Port(port) => {
+            let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+            sys::tcp_listener(any6, true, tune).or_else(|e| match e.raw_os_error() {
+                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
+                    sys::tcp_listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), false, tune)
+                }
+                _ => Err(e),
+            })
+        }
     }
 }
 
@@ -69,12 +81,6 @@ impl Bound {
         let socket = bind(pool.listen)?;
         // Non-blocking: poll said "readable" but the client may have reset meanwhile.
         socket.set_nonblocking(true)?;
-        // Accepted connections inherit these, which spares every session the system calls.
-        // Options are set in order: one the kernel lacks (TCP_USER_TIMEOUT, last, before
-        // Linux 2.6.37) leaves the others in place, and costs no port.
-        if let Err(e) = session::tune_socket(socket.as_fd()) {
-            crate::warning!("{}: cannot set TCP_NODELAY/keepalive: {e}", pool.listen);
-        }
         Ok(Bound { socket, pool })
     }
 }
@@ -409,6 +415,7 @@ mod tests {
     use super::*;
     use crate::config::Pool;
     use std::net::TcpStream;
+    use std::os::fd::AsFd;
 
     /// The session relies on accepted connections inheriting the listener's TCP_NODELAY and
     /// keepalive settings instead of setting them per client.

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -328,14 +328,15 @@ unsafe extern "C" {
     ) -> libc::c_int;
 }
 
-fn sockaddr_of(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match ip {
+    let len = match addr.ip() {
         IpAddr::V4(v4) => {
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
             let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = addr.port().to_be();
             sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
             std::mem::size_of::<libc::sockaddr_in>()
         }
@@ -343,6 +344,7 @@ fn sockaddr_of(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
             let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = addr.port().to_be();
             sin6.sin6_addr.s6_addr = v6.octets();
             std::mem::size_of::<libc::sockaddr_in6>()
         }
@@ -367,29 +369,39 @@ pub fn service_port(name: &str) -> Option<u16> {
     Some(u16::from_be(port as u16))
 }
 
-/// A TCP listener on `[::]:port` that takes IPv4 too (`IPV6_V6ONLY` off), as std cannot set
-/// the option before `bind`.
-pub fn listen_dual_stack(port: u16) -> io::Result<std::net::TcpListener> {
+/// A TCP listener on `addr`, with `setup` applied to the socket between `bind` and `listen`,
+/// so that even the first connection inherits what it sets (std's `TcpListener::bind` does
+/// both at once). `dual_stack`: an IPv6 socket also takes IPv4 (`IPV6_V6ONLY` off, whatever
+/// the system default). `SO_REUSEADDR`, as std sets it: rebinding right after a restart must
+/// not wait out TIME_WAIT.
+pub fn tcp_listener(
+    addr: SocketAddr,
+    dual_stack: bool,
+    setup: impl FnOnce(BorrowedFd<'_>),
+) -> io::Result<std::net::TcpListener> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: socket takes no pointers.
-    let fd =
-        cvt(unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: socket just returned this descriptor and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // As std does for every listener: rebinding right after a restart must not wait out TIME_WAIT.
     setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
-    let (addr, len) = sockaddr_of(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
-    let mut addr = addr;
-    // SAFETY: `addr` holds a sockaddr_in6 (see sockaddr_of); we set its port in place.
-    unsafe { (*(&mut addr as *mut _ as *mut libc::sockaddr_in6)).sin6_port = port.to_be() };
-    // SAFETY: `addr` is a valid sockaddr of `len` bytes for the call.
+    if dual_stack && family == libc::AF_INET6 {
+        setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+    }
+    let (sa, len) = sockaddr_of(addr);
+    // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call.
     cvt(unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_storage).cast(),
+            (&sa as *const libc::sockaddr_storage).cast(),
             len,
         )
     })?;
+    setup(fd.as_fd());
     // SAFETY: listen takes no pointers.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
     Ok(std::net::TcpListener::from(fd))
