@@ -188,9 +188,7 @@ fn dash_u_drops_to_the_user_after_binding() {
     let dir = TempDir::new("user");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).expect("chmod dir");
     // Port below 1024: only root can bind it, so serving proves "bind, then drop".
-    let port = (600..1000)
-        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("port");
+    let port = (600..1000).find(|&p| port_bindable(p)).expect("port");
     let conf = config_line(port, &pty.slave);
     let d = Daemon::start_in(dir, &conf, &["-u", "nobody"]);
     let (uid, gid) = ids_of(d.pid());
@@ -221,7 +219,7 @@ fn a_dead_log_reader_costs_no_session() {
     fs::write(&conf, config_line(port, &pty.slave)).expect("write config");
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: pipe just returned these descriptors; we own them.
     let (reader, writer) = unsafe {
         use std::os::fd::FromRawFd;

@@ -9,7 +9,7 @@
 use std::ffi::CStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -255,11 +255,44 @@ pub fn free_port() -> u16 {
     let start = (std::process::id() % 400) * 30;
     for _ in 0..12_000 {
         let port = 20_000 + ((start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if port_bindable(port) {
             return port;
         }
     }
     panic!("no free port in 20000-31999");
+}
+
+/// Whether 127.0.0.1:`port` can be bound, tried with a socket that is bound but never
+/// listens. Not `TcpListener::bind`: a child that another test forks at that moment holds a
+/// copy of the probe until its exec, and a listening copy would complete a client's connect
+/// and then reset it, or keep the daemon from binding. A copy that only is bound refuses
+/// connects, and with `SO_REUSEADDR` (std sets it on listeners too) does not stop the
+/// daemon's bind and listen.
+pub fn port_bindable(port: u16) -> bool {
+    // SAFETY: plain socket calls on a descriptor we own; the option value and address live
+    // on the stack for the whole calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let sock = OwnedFd::from_raw_fd(check(fd, "socket").expect("socket"));
+        let one: libc::c_int = 1;
+        check(
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ),
+            "SO_REUSEADDR",
+        )
+        .expect("SO_REUSEADDR");
+        let (sa, len) = sockaddr(SocketAddr::from(([127, 0, 0, 1], port)));
+        libc::bind(
+            sock.as_raw_fd(),
+            (&sa as *const libc::sockaddr_storage).cast(),
+            len,
+        ) == 0
+    }
 }
 
 /// A config line sharing `dev` on 127.0.0.1:`port` to 127.0.0.1 clients, at 115200 8N1.
