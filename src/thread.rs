@@ -271,7 +271,12 @@ mod tests {
             first,
             "a new thread while one waited"
         );
-        // It waits again only after that job, so it cannot leave before `posted + LINGER`.
+        // It waits again only after that job (until then `waiting` is 0 too), so it cannot
+        // leave before `posted + LINGER`.
+        assert!(
+            wait_until(|| POOL.waiting() == 1),
+            "worker did not wait again"
+        );
         assert!(wait_until(|| POOL.waiting() == 0), "worker never left");
         assert!(posted.elapsed() >= LINGER, "left before its linger");
         assert_ne!(
