@@ -84,12 +84,14 @@ impl Pool {
             return Ok(());
         }
         drop(s);
-        // Named for panic messages; `ps` shows the job's name, set in `work`.
-        Builder::new()
-            .name("worker".into())
-            .stack_size(STACK)
-            .spawn(move || self.work(name, job))
-            .map(drop)
+        // Named for panic messages; `ps` shows the job's name, set in `work`. Through
+        // `spawn`, whose one boxed closure type keeps std's thread start-up code single.
+        spawn(
+            "worker".into(),
+            STACK,
+            Box::new(move || self.work(name, job)),
+        )
+        .map(drop)
     }
 
     fn work(&self, mut name: &'static CStr, mut job: Job) {
