@@ -110,8 +110,8 @@ struct State {
     listeners: Vec<Listener>,
     /// Bumped by every change of `listeners`.
     generation: u64,
-    /// The generation the accept thread polls.
-    polled: u64,
+    /// The generation the accept thread polls (`None` before its first poll).
+    polled: Option<u64>,
     stop: bool,
 }
 
@@ -122,7 +122,7 @@ impl Acceptor {
             state: Mutex::new(State {
                 listeners: Vec::new(),
                 generation: 0,
-                polled: 0,
+                polled: None,
                 stop: false,
             }),
             caught_up: Condvar::new(),
@@ -214,7 +214,9 @@ impl Acceptor {
     fn caught_up<'a>(&'a self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         self.shared.wake.signal();
         // The timeout only guards against a thread that died: then nobody catches up.
-        while s.polled != s.generation && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+        while s.polled != Some(s.generation)
+            && self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        {
             s = match self
                 .shared
                 .caught_up
@@ -302,14 +304,13 @@ impl RefusalLog {
 
 fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
     let mut fds: Vec<libc::pollfd> = Vec::new();
-    let mut polled = None;
     loop {
         let timeout = {
             let mut s = shared.lock();
             if s.stop {
                 return;
             }
-            if polled != Some(s.generation) {
+            if s.polled != Some(s.generation) {
                 fds.clear();
                 fds.extend(
                     s.listeners
@@ -317,8 +318,7 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
                         .map(|l| sys::pollfd(l.socket.as_raw_fd(), Interest::Read)),
                 );
                 fds.push(sys::pollfd(shared.wake.raw(), Interest::Read));
-                polled = Some(s.generation);
-                s.polled = s.generation;
+                s.polled = Some(s.generation);
                 shared.caught_up.notify_all();
             }
             s.listeners.iter().filter_map(|l| l.refusals.due_in()).min()
@@ -336,7 +336,7 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
         }
         let mut s = shared.lock();
         // A change since the poll may have put other sockets behind these indices.
-        if polled != Some(s.generation) {
+        if s.polled != Some(s.generation) {
             continue;
         }
         let mut back_off = false;

@@ -37,15 +37,22 @@ thread_local! {
     static BUFFER: Cell<Option<Pages>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with this thread's copy buffer; an error if there is none and no memory for one.
-fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> io::Result<R> {
+/// Runs one direction's copy `f` with this thread's copy buffer; without one and no memory
+/// for it, ends the session (nothing moved).
+fn with_buffer(ctl: &Control, f: impl FnOnce(&mut [u8]) -> u64) -> u64 {
     let mut buf = match BUFFER.take() {
         Some(buf) => buf,
-        None => Pages::new(BUF_SIZE)?,
+        None => match Pages::new(BUF_SIZE) {
+            Ok(buf) => buf,
+            Err(e) => {
+                ctl.stop(End::NoBuffer(e));
+                return 0;
+            }
+        },
     };
-    let r = f(&mut buf);
+    let moved = f(&mut buf);
     BUFFER.set(Some(buf));
-    Ok(r)
+    moved
 }
 
 /// Why a session ended; the first reason recorded wins.
@@ -245,10 +252,7 @@ impl Drop for JoinOnUnwind<'_> {
 }
 
 fn client_to_device(ctl: &Control, line: &Line) -> u64 {
-    with_buffer(|buf| copy_to_device(ctl, line, buf)).unwrap_or_else(|e| {
-        ctl.stop(End::NoBuffer(e));
-        0
-    })
+    with_buffer(ctl, |buf| copy_to_device(ctl, line, buf))
 }
 
 fn copy_to_device(ctl: &Control, line: &Line, buf: &mut [u8]) -> u64 {
@@ -323,10 +327,7 @@ fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Optio
 }
 
 fn device_to_client(ctl: &Control, line: &Line, idle: Option<Duration>) -> u64 {
-    with_buffer(|buf| copy_to_client(ctl, line, idle, buf)).unwrap_or_else(|e| {
-        ctl.stop(End::NoBuffer(e));
-        0
-    })
+    with_buffer(ctl, |buf| copy_to_client(ctl, line, idle, buf))
 }
 
 fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut [u8]) -> u64 {

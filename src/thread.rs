@@ -137,11 +137,7 @@ impl Pool {
 
 /// Starts a dedicated thread (not from the pool) called `name` running `f`: for threads
 /// that live as long as the daemon.
-pub fn spawn(
-    name: String,
-    stack: usize,
-    f: Box<dyn FnOnce() + Send>,
-) -> io::Result<JoinHandle<()>> {
+pub fn spawn(name: String, stack: usize, f: Job) -> io::Result<JoinHandle<()>> {
     Builder::new().name(name).stack_size(stack).spawn(f)
 }
 
