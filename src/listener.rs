@@ -377,12 +377,8 @@ fn accept_one(l: &mut Listener, ctx: &Arc<Context>) -> Accepted {
                 crate::warning!("{peer}: {MAX_CLIENTS} clients in flight; closing");
                 return Accepted::Done;
             };
-            // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so anyway: the
-            // relay relies on blocking socket I/O.
-            if let Err(e) = stream.set_nonblocking(false) {
-                crate::error!("accept: {e}");
-                return Accepted::Done;
-            }
+            // Blocking, as the relay needs, although the listener is not: on Linux an accepted
+            // socket does not inherit O_NONBLOCK (accept(2)), so no call is needed to say so.
             let (pool, ctx) = (Arc::clone(&l.pool), Arc::clone(ctx));
             let spawned = crate::thread::run(
                 c"session",
