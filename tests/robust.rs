@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::symlink;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -70,6 +70,20 @@ fn unplugged_device_ends_its_session_and_a_replugged_one_serves() {
     );
 }
 
+/// The session of `c` (with `idle=2`) ends as idle, not before 2 s after `since` (the last
+/// activity): the client reads why, and the end is logged with that reason.
+fn assert_ends_idle(c: &mut TcpStream, since: Instant, d: &Daemon) {
+    let got = read_to_close(c, Duration::from_secs(2) + WAIT).expect("idle session not ended");
+    assert!(
+        since.elapsed() >= Duration::from_millis(1900),
+        "ended {:?} after the last activity",
+        since.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&got).contains("idle"), "{got:?}");
+    let line = d.log.wait_for("session end", WAIT).expect("logged");
+    assert!(line.contains("reason idle"), "{line}");
+}
+
 #[test]
 fn idle_session_ends_after_its_idle_time() {
     let pty = Pty::new();
@@ -77,15 +91,7 @@ fn idle_session_ends_after_its_idle_time() {
     let d = Daemon::start(&entry(port, &pty.slave, "idle=2"), &[]);
     let t = Instant::now();
     let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
-    let got = read_to_close(&mut c, Duration::from_secs(2) + WAIT).expect("idle session not ended");
-    assert!(
-        t.elapsed() >= Duration::from_millis(1900),
-        "ended after {:?}",
-        t.elapsed()
-    );
-    assert!(String::from_utf8_lossy(&got).contains("idle"), "{got:?}");
-    let line = d.log.wait_for("session end", WAIT).expect("logged");
-    assert!(line.contains("reason idle"), "{line}");
+    assert_ends_idle(&mut c, t, &d);
     assert!(d.dir.wait_unlocked(WAIT));
 }
 
@@ -114,15 +120,7 @@ fn traffic_keeps_an_idle_limited_session_alive() {
     let t = Instant::now();
     c.write_all(b"z").expect("client write");
     assert_eq!(pty.read_for(1, WAIT), b"z");
-    let got = read_to_close(&mut c, Duration::from_secs(2) + WAIT).expect("idle session not ended");
-    assert!(
-        t.elapsed() >= Duration::from_millis(1900),
-        "ended {:?} after the last byte",
-        t.elapsed()
-    );
-    assert!(String::from_utf8_lossy(&got).contains("idle"), "{got:?}");
-    let line = d.log.wait_for("session end", WAIT).expect("logged");
-    assert!(line.contains("reason idle"), "{line}");
+    assert_ends_idle(&mut c, t, &d);
 }
 
 #[test]
