@@ -16,6 +16,7 @@ pub mod inetd;
 pub mod listener;
 pub mod lock;
 pub mod passwd;
+pub mod pty;
 pub mod relay;
 pub mod serial;
 pub mod server;

@@ -281,6 +281,16 @@ fn open_plain(device: &Path, s: &Settings) -> Result<OwnedFd, Error> {
     Ok(fd)
 }
 
+/// Makes the tty on `fd` raw (`cfmakeraw`), with the receiver on and modem control off
+/// (`CREAD|CLOCAL`): what a pseudo-terminal's slave needs to carry bytes unchanged.
+pub fn make_raw(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut t = tcgetattr(fd.as_raw_fd())?;
+    // SAFETY: `t` is a valid termios that cfmakeraw edits in place.
+    unsafe { libc::cfmakeraw(&mut t) };
+    t.c_cflag |= libc::CREAD | libc::CLOCAL;
+    tcsetattr(fd.as_raw_fd(), &t)
+}
+
 fn tcgetattr(fd: libc::c_int) -> io::Result<libc::termios> {
     // SAFETY: termios is plain old data; tcgetattr fills it completely on success.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };

@@ -58,6 +58,35 @@ pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<O
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A new pseudo-terminal master (`posix_openpt`, `grantpt`, `unlockpt`), not our
+/// controlling tty, its slave ready to be opened.
+pub fn openpt() -> io::Result<OwnedFd> {
+    // SAFETY: posix_openpt takes only flags.
+    let fd = cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: posix_openpt just returned this descriptor and nothing else owns it.
+    let master = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: grantpt and unlockpt only act on the valid master descriptor.
+    cvt(unsafe { libc::grantpt(master.as_raw_fd()) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
+    Ok(master)
+}
+
+/// The path of the slave of pseudo-terminal `master` (`ptsname_r`).
+pub fn ptsname(master: BorrowedFd<'_>) -> io::Result<std::path::PathBuf> {
+    let mut buf = [0u8; 128];
+    // SAFETY: `buf` is writable for its length, which is passed; ptsname_r NUL-terminates.
+    let r = unsafe { libc::ptsname_r(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        // glibc returns the error number; musl too, and sets errno.
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+        &buf[..len],
+    )))
+}
+
 /// A private anonymous mapping used as a byte buffer: page-aligned and with no allocator
 /// header beside it, so only the pages that reads fill are backed by memory. (musl's malloc
 /// puts a 16 KiB block in a mapping of its own whose header page is touched at once.)
