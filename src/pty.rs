@@ -28,7 +28,7 @@ impl Pty {
         let slave = sys::ptsname(master.as_fd()).map_err(context("ptsname_r"))?;
         let flags = libc::O_RDWR | libc::O_NOCTTY;
         let fd = sys::open(&slave, flags, 0).map_err(context("open pty slave"))?;
-        crate::serial::make_raw(fd.as_fd()).map_err(context("make pty slave raw"))?;
+        crate::serial::termios::make_raw(fd.as_fd()).map_err(context("make pty slave raw"))?;
         Ok(Pty { master, slave })
     }
 }

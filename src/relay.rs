@@ -1,8 +1,14 @@
 //! The byte pump of one session: client→device on the session's thread, device→client on a
 //! second thread, until either side ends.
 //!
+//! The device side is any descriptor that implements [`Device`]: a serial [`Line`] here, a
+//! PTY master in client mode. What its end of stream (EOF, `EIO`, poll's hang-up) means is the
+//! device's to say: for a serial line the device is gone; for a PTY master only that no
+//! local program has the tty open.
+//!
 //! Neither thread may block forever once the session is over. A [`Control`] ends a session
-//! from anywhere (the other direction, the signal handler): it shuts the socket down, which
+//! from anywhere (the other direction, the registry at shutdown, a kick): it shuts the socket
+//! down, which
 //! wakes a thread blocked in `recv`/`send`, and signals an eventfd, which wakes a thread
 //! waiting in `poll` on the device. The device is non-blocking and always waited on with the
 //! eventfd beside it, so a silent or flow-controlled modem cannot pin a thread.
@@ -21,6 +27,17 @@ use std::time::{Duration, Instant};
 
 use crate::serial::Line;
 use crate::sys::{self, EventFd, Interest, Pages};
+
+/// The device side of a relay: a non-blocking descriptor, and what its end means.
+pub trait Device: AsFd + Send + Sync + 'static {
+    /// Why the session ends when the device reads end of file or `EIO`, or polls hung up.
+    fn end_of_stream(&self) -> End {
+        End::DeviceGone
+    }
+}
+
+/// A serial line ends when the device goes: unplugged, or its driver hung up.
+impl Device for Line {}
 
 /// Bytes moved per read; one buffer of this size per direction.
 pub const BUF_SIZE: usize = 16 * 1024;
@@ -202,7 +219,7 @@ impl Activity {
 /// Copies bytes both ways until the session ends (or, with `idle`, until nothing moved for
 /// that long); returns what moved. The reason is left in `ctl` for the caller, and the other
 /// direction has let go of `line` by the time this returns.
-pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Totals {
+pub fn run<D: Device>(ctl: &Arc<Control>, line: &Arc<D>, idle: Option<Duration>) -> Totals {
     // `idle=` counts from here, not from the accept: admission (DNS) and the claim can take
     // seconds.
     ctl.activity.touch();
@@ -210,7 +227,7 @@ pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Tota
     let job = {
         let (ctl, line) = (Arc::clone(ctl), Arc::clone(line));
         Box::new(move || {
-            let n = device_to_client(&ctl, &line, idle);
+            let n = device_to_client(&ctl, &*line, idle);
             // Before the result: the session hangs up when it drops the last reference.
             drop(line);
             promise.keep(n);
@@ -224,7 +241,7 @@ pub fn run(ctl: &Arc<Control>, line: &Arc<Line>, idle: Option<Duration>) -> Tota
         ctl,
         outcome: &outcome,
     };
-    let to_device = client_to_device(ctl, line);
+    let to_device = client_to_device(ctl, &**line);
     drop(on_unwind);
     // A job that panicked has been reported by the panic hook; its count is lost, the
     // session is not.
@@ -251,11 +268,11 @@ impl Drop for JoinOnUnwind<'_> {
     }
 }
 
-fn client_to_device(ctl: &Control, line: &Line) -> u64 {
+fn client_to_device(ctl: &Control, line: &impl Device) -> u64 {
     with_buffer(ctl, |buf| copy_to_device(ctl, line, buf))
 }
 
-fn copy_to_device(ctl: &Control, line: &Line, buf: &mut [u8]) -> u64 {
+fn copy_to_device(ctl: &Control, line: &impl Device, buf: &mut [u8]) -> u64 {
     let mut total = 0u64;
     let mut client = ctl.client();
     loop {
@@ -289,7 +306,7 @@ fn copy_to_device(ctl: &Control, line: &Line, buf: &mut [u8]) -> u64 {
 /// A device that takes no data (flow control, a wedged modem) must not pin the session once
 /// the client is gone: the client is watched too, and after it leaves the device gets
 /// [`DRAIN`] to take what was already accepted.
-fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Option<End>> {
+fn write_device(ctl: &Control, line: &impl Device, mut data: &[u8]) -> Result<(), Option<End>> {
     let mut client_gone: Option<Instant> = None;
     while !data.is_empty() {
         match sys::write(line.as_fd(), data) {
@@ -313,24 +330,31 @@ fn write_device(ctl: &Control, line: &Line, mut data: &[u8]) -> Result<(), Optio
                     return Err(None);
                 }
                 if ready[0].hangup && !ready[0].write {
-                    return Err(Some(End::DeviceGone));
+                    return Err(Some(line.end_of_stream()));
                 }
                 if ready[2].hangup && client_gone.is_none() {
                     client_gone = Some(Instant::now());
                 }
             }
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Err(Some(End::DeviceGone)),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                return Err(Some(line.end_of_stream()));
+            }
             Err(e) => return Err(Some(End::DeviceError(e))),
         }
     }
     Ok(())
 }
 
-fn device_to_client(ctl: &Control, line: &Line, idle: Option<Duration>) -> u64 {
+fn device_to_client(ctl: &Control, line: &impl Device, idle: Option<Duration>) -> u64 {
     with_buffer(ctl, |buf| copy_to_client(ctl, line, idle, buf))
 }
 
-fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut [u8]) -> u64 {
+fn copy_to_client(
+    ctl: &Control,
+    line: &impl Device,
+    idle: Option<Duration>,
+    buf: &mut [u8],
+) -> u64 {
     let mut total = 0u64;
     let mut client = ctl.client();
     let fds = [
@@ -367,7 +391,7 @@ fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut 
         }
         let n = match sys::read(line.as_fd(), buf) {
             Ok(0) => {
-                ctl.stop(End::DeviceGone);
+                ctl.stop(line.end_of_stream());
                 return total;
             }
             Ok(n) => n,
@@ -377,7 +401,7 @@ fn copy_to_client(ctl: &Control, line: &Line, idle: Option<Duration>, buf: &mut 
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-                ctl.stop(End::DeviceGone);
+                ctl.stop(line.end_of_stream());
                 return total;
             }
             Err(e) => {
