@@ -175,6 +175,12 @@ impl Control {
     }
 }
 
+// A session's control is shared by its two threads, the registry and the signal thread.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Control>();
+};
+
 /// Bytes moved by a finished relay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
