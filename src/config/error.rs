@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::options::{Known, TABLE};
 use super::settings::{MAX_BAUD, MIN_BAUD};
 use super::{Listen, MAX_ENTRIES, MAX_LINE};
 use crate::acl::PatternError;
@@ -107,7 +108,7 @@ impl fmt::Display for ErrorKind {
             BadParity(s) => write!(f, "bad parity '{s}' (expected N, E or O)"),
             BadStopBits(s) => write!(f, "bad stop bits '{s}' (expected 1 or 2)"),
             BadHosts(e) => write!(f, "{e}"),
-            BadOption(s) => write!(f, "unknown option '{s}' (known: idle=SECONDS)"),
+            BadOption(s) => write!(f, "unknown option '{s}' (known: {})", Known(TABLE)),
             BadOptionValue {
                 key,
                 value,

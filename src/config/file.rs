@@ -4,18 +4,13 @@
 //! A broken line is recorded and parsing goes on with the next one, so `modemd -t` reports
 //! every problem of a file in one run. Every input is bounded: line length, entries, errors.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use super::listen::{overlap, parse_listen};
 use super::{
-    Config, Entry, Error, ErrorKind, Listen, MAX_ENTRIES, MAX_ERRORS, MAX_LINE, Pool, Settings,
-    Warning, number,
+    Config, Entry, Error, ErrorKind, Listen, MAX_ENTRIES, MAX_ERRORS, MAX_LINE, Options, Pool,
+    Settings, Warning,
 };
 use crate::acl::HostList;
-
-/// Longest `idle=` accepted: a week.
-const MAX_IDLE: u32 = 7 * 24 * 3600;
+use std::path::PathBuf;
 
 fn parse_device(s: &str) -> Result<PathBuf, ErrorKind> {
     if !s.starts_with('/') {
@@ -38,35 +33,13 @@ fn parse_line(
     let listen = parse_listen(listen, services)?;
     let device = parse_device(device)?;
     let settings: Settings = settings.parse()?;
-    let (hosts, options) = match rest {
+    let (hosts, words) = match rest {
         [h, opts @ ..] if !h.contains('=') => {
             (HostList::parse(h).map_err(ErrorKind::BadHosts)?, opts)
         }
         opts => (HostList::any(), opts),
     };
-    let mut idle = None;
-    for opt in options {
-        // An unknown option is an error: ignoring it would hide a typo, or a config written
-        // for a newer modemd.
-        match opt.split_once('=') {
-            Some(("idle", value)) => {
-                if idle.is_some() {
-                    return Err(ErrorKind::RepeatedOption("idle"));
-                }
-                match number(value) {
-                    Some(secs @ 1..=MAX_IDLE) => idle = Some(Duration::from_secs(secs.into())),
-                    _ => {
-                        return Err(ErrorKind::BadOptionValue {
-                            key: "idle",
-                            value: value.to_owned(),
-                            expected: "seconds, 1 to 604800",
-                        });
-                    }
-                }
-            }
-            _ => return Err(ErrorKind::BadOption((*opt).to_owned())),
-        }
-    }
+    let options = Options::from_words(words)?;
     Ok((
         listen,
         Entry {
@@ -74,7 +47,7 @@ fn parse_line(
             device,
             settings,
             hosts,
-            idle,
+            options,
         },
     ))
 }
@@ -173,6 +146,7 @@ pub fn parse(
 mod tests {
     use super::*;
     use crate::config::Parity;
+    use std::time::Duration;
 
     fn services(name: &str) -> Option<u16> {
         (name == "modem").then_some(2006)
@@ -324,10 +298,13 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
     #[test]
     fn idle_option_parses_after_hosts_or_in_their_place() {
         let c = ok("5800 /dev/a 9600,8,N,1 ::1 idle=600\n5801 /dev/b 9600,8,N,1 idle=2\n");
-        assert_eq!(c.pools[0].entries[0].idle, Some(Duration::from_secs(600)));
+        assert_eq!(
+            c.pools[0].entries[0].options.idle,
+            Some(Duration::from_secs(600))
+        );
         let b = &c.pools[1].entries[0];
         assert_eq!(
-            (b.idle, b.hosts.is_any()),
+            (b.options.idle, b.hosts.is_any()),
             (Some(Duration::from_secs(2)), true)
         );
         assert_eq!(

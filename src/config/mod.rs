@@ -8,7 +8,7 @@
 //! one, so `modemd -t` reports every problem of a file in one run.
 //!
 //! One submodule per concern: `settings` (`BAUD,DATABITS,PARITY,STOPBITS`), `listen`
-//! (`LISTEN` and which ones overlap), `error` (errors, warnings and their messages), `file`
+//! (`LISTEN` and which ones overlap), `options` (the table of `KEY=VALUE` options), `error` (errors, warnings and their messages), `file`
 //! (lines into entries into pools). Everything public is re-exported here, as `config::...`.
 // `forbid` here covers every submodule: none of them can `allow` unsafe code back.
 #![forbid(unsafe_code)]
@@ -16,17 +16,18 @@
 mod error;
 mod file;
 mod listen;
+mod options;
 mod settings;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::acl::HostList;
 
 pub use error::{Error, ErrorKind, Warning};
 pub use file::parse;
 pub use listen::Listen;
+pub use options::Options;
 pub use settings::{Parity, Settings};
 
 /// Longest line accepted, in bytes.
@@ -65,8 +66,8 @@ pub struct Entry {
     pub settings: Settings,
     /// Who may use it; empty admits any host.
     pub hosts: HostList,
-    /// `idle=SECONDS`: end a session with no traffic either way for this long.
-    pub idle: Option<Duration>,
+    /// `KEY=VALUE` options; what the line does not give is at its default.
+    pub options: Options,
 }
 
 impl Pool {
