@@ -1,4 +1,5 @@
-//! `OPTIONS`: the `KEY=VALUE` words after `HOSTS`, read through one table.
+//! `OPTIONS`: the `KEY=VALUE` words after `HOSTS` (and inetd mode's `-o` list), read through
+//! one table.
 //!
 //! Each option is one [`Row`] of [`TABLE`]: its key, how it is written in the unknown-option
 //! message, what its values may be, and a plain `fn` that parses a value into its field of
@@ -57,6 +58,16 @@ impl Options {
     /// The options of one config line, one word each.
     pub(super) fn from_words(words: &[&str]) -> Result<Options, ErrorKind> {
         read(words, TABLE)
+    }
+}
+
+impl std::str::FromStr for Options {
+    type Err = ErrorKind;
+
+    /// A comma-separated list, `idle=600,flow=rtscts` (inetd mode's `-o`), read with the same
+    /// rows and messages as the options of a config line.
+    fn from_str(list: &str) -> Result<Self, ErrorKind> {
+        Options::from_words(&list.split(',').collect::<Vec<_>>())
     }
 }
 
@@ -155,6 +166,25 @@ mod tests {
         assert_eq!(
             two(&["flow=none", "idle=5", "flow=none"]),
             Err("option flow given twice".into())
+        );
+    }
+
+    #[test]
+    fn option_list_reads_like_the_options_of_a_line() {
+        let list = |s: &str| s.parse::<Options>().map_err(|e| e.to_string());
+        assert_eq!(list("idle=604800"), Ok(secs(604_800)));
+        assert_eq!(
+            list("idle=5,idel=5"),
+            Err("unknown option 'idel=5' (known: idle=SECONDS)".into())
+        );
+        assert_eq!(list("idle=5,idle=6"), Err("option idle given twice".into()));
+        assert_eq!(
+            list("idle=604801"),
+            Err("bad idle '604801' (expected seconds, 1 to 604800)".into())
+        );
+        assert_eq!(
+            list(""),
+            Err("unknown option '' (known: idle=SECONDS)".into())
         );
     }
 }
