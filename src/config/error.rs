@@ -64,7 +64,7 @@ pub enum ErrorKind {
         /// Where the other one first appears.
         first: usize,
     },
-    /// More than [`MAX_ERRORS`] errors; this many more were not listed.
+    /// More than [`MAX_ERRORS`](super::MAX_ERRORS) errors; this many more were not listed.
     MoreErrors(usize),
     /// The device already appears on an earlier line.
     DuplicateDevice {

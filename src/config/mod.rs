@@ -8,8 +8,9 @@
 //! one, so `modemd -t` reports every problem of a file in one run.
 //!
 //! One submodule per concern: `settings` (`BAUD,DATABITS,PARITY,STOPBITS`), `listen`
-//! (`LISTEN` and which ones overlap), `options` (the table of `KEY=VALUE` options), `error` (errors, warnings and their messages), `file`
-//! (lines into entries into pools). Everything public is re-exported here, as `config::...`.
+//! (`LISTEN` and which ones overlap), `options` (the table of `KEY=VALUE` options), `error`
+//! (errors, warnings and their messages), `file` (lines into entries into pools). Everything
+//! public is re-exported here, as `config::...`.
 // `forbid` here covers every submodule: none of them can `allow` unsafe code back.
 #![forbid(unsafe_code)]
 
