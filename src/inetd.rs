@@ -111,7 +111,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
                 device,
                 settings,
                 hosts: HostList::any(),
-                idle: None,
+                options: Default::default(),
             }],
         },
         Source::Config(config) => pool_for(config, local).ok_or(Error::NoEntry { local })?,

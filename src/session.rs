@@ -157,7 +157,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     );
     let start = Instant::now();
     let line = Arc::new(line);
-    let totals = relay::run(&ctl, &line, entry.idle);
+    let totals = relay::run(&ctl, &line, entry.options.idle);
     let end = ctl.take_end().unwrap_or(End::ClientClosed);
     if matches!(end, End::ClientClosed) {
         line.drain(DRAIN);

@@ -1,0 +1,174 @@
+//! What can be wrong with a config file: [`ErrorKind`], [`Error`] (with file and line) and
+//! [`Warning`], and the exact messages `modemd -t` prints for them.
+//!
+//! Messages say what was expected; the tests beside the parsers assert them byte for byte.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::options::{Known, TABLE};
+use super::settings::{MAX_BAUD, MIN_BAUD};
+use super::{Listen, MAX_ENTRIES, MAX_LINE};
+use crate::acl::PatternError;
+
+/// What is wrong with a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Fewer than three fields.
+    MissingFields,
+    /// Longer than [`MAX_LINE`].
+    LineTooLong,
+    /// More than [`MAX_ENTRIES`] entries.
+    TooManyEntries,
+    /// A port out of 1-65535.
+    BadPort(String),
+    /// `LISTEN` that is neither port, `ADDR:PORT`, `[V6]:PORT` nor a service.
+    BadListen(String),
+    /// A name not in the services database.
+    UnknownService(String),
+    /// `DEVICE` not starting with `/`.
+    RelativeDevice(String),
+    /// `DEVICE` with no file name (`/dev/`).
+    BadDevice(String),
+    /// `SETTINGS` not of four comma-separated fields.
+    BadSettings(String),
+    /// Baud rate not a number in range.
+    BadBaud(String),
+    /// Data bits not 5-8.
+    BadDataBits(String),
+    /// Parity not N, E or O.
+    BadParity(String),
+    /// Stop bits not 1 or 2.
+    BadStopBits(String),
+    /// A bad `HOSTS` field.
+    BadHosts(PatternError),
+    /// An option this version does not know.
+    BadOption(String),
+    /// A known option with a bad value.
+    BadOptionValue {
+        /// The option's name.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// An option given twice on one line.
+    RepeatedOption(&'static str),
+    /// Two `LISTEN`s that cannot both be bound (`5800` and `127.0.0.1:5800`).
+    OverlappingListen {
+        /// This line's listen address.
+        listen: Listen,
+        /// The other one.
+        other: Listen,
+        /// Where the other one first appears.
+        first: usize,
+    },
+    /// More than [`MAX_ERRORS`](super::MAX_ERRORS) errors; this many more were not listed.
+    MoreErrors(usize),
+    /// The device already appears on an earlier line.
+    DuplicateDevice {
+        /// The device path.
+        device: String,
+        /// The earlier line.
+        first: usize,
+    },
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
+        match self {
+            MissingFields => write!(
+                f,
+                "missing fields (expected LISTEN DEVICE SETTINGS [HOSTS])"
+            ),
+            LineTooLong => write!(f, "line longer than {MAX_LINE} bytes"),
+            TooManyEntries => write!(f, "more than {MAX_ENTRIES} device entries"),
+            BadPort(s) => write!(f, "bad port '{s}' (expected 1-65535 or a service name)"),
+            BadListen(s) => write!(
+                f,
+                "bad listen address '{s}' (expected PORT, ADDRESS:PORT, [IPV6]:PORT or a service name)"
+            ),
+            UnknownService(s) => write!(f, "unknown service name '{s}' (not in /etc/services)"),
+            RelativeDevice(s) => write!(
+                f,
+                "relative device path '{s}' (expected an absolute path such as /dev/ttyS1)"
+            ),
+            BadDevice(s) => write!(
+                f,
+                "bad device path '{s}' (expected a file such as /dev/ttyS1)"
+            ),
+            BadSettings(s) => write!(
+                f,
+                "bad settings '{s}' (expected BAUD,DATABITS,PARITY,STOPBITS such as 115200,8,N,1)"
+            ),
+            BadBaud(s) => write!(f, "bad baud rate '{s}' (expected {MIN_BAUD} to {MAX_BAUD})"),
+            BadDataBits(s) => write!(f, "bad data bits '{s}' (expected 5, 6, 7 or 8)"),
+            BadParity(s) => write!(f, "bad parity '{s}' (expected N, E or O)"),
+            BadStopBits(s) => write!(f, "bad stop bits '{s}' (expected 1 or 2)"),
+            BadHosts(e) => write!(f, "{e}"),
+            BadOption(s) => write!(f, "unknown option '{s}' (known: {})", Known(TABLE)),
+            BadOptionValue {
+                key,
+                value,
+                expected,
+            } => write!(f, "bad {key} '{value}' (expected {expected})"),
+            RepeatedOption(key) => write!(f, "option {key} given twice"),
+            OverlappingListen {
+                listen,
+                other,
+                first,
+            } => write!(
+                f,
+                "listen address {listen} overlaps {other} on line {first} (one of them would fail to bind)"
+            ),
+            MoreErrors(n) => write!(f, "{n} more errors not shown"),
+            DuplicateDevice { device, first } => {
+                write!(f, "device {device} is already used on line {first}")
+            }
+        }
+    }
+}
+
+/// One problem, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    /// The file, as named to the parser.
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path, self.line, self.kind)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Something legal but risky.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The file.
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The device the line shares.
+    pub device: PathBuf,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: no HOSTS field: any host may connect to {}",
+            self.path,
+            self.line,
+            self.device.display()
+        )
+    }
+}
