@@ -23,14 +23,17 @@ fn modemd_and_cu_respect_each_others_locks() {
         Path::new(CU).exists(),
         "needs Taylor cu (.ci/run installs the cu package)"
     );
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     // cu runs setuid uucp on Debian: let it open the line.
     fs::set_permissions(&pty.slave, fs::Permissions::from_mode(0o666)).expect("chmod");
     let dev = pty.slave.to_str().expect("utf-8").to_owned();
     let lock = Path::new(SYSTEM_LOCKS).join(lock_name(&pty.slave));
     let port = free_port();
     let conf = format!("127.0.0.1:{port} {dev} 115200,8,N,1 127.0.0.1\n");
-    let d = Daemon::start_locking(TempDir::new("cu"), Path::new(SYSTEM_LOCKS), &conf, &["-d"]);
+    let d = Daemon::builder(&conf)
+        .lock_dir(Path::new(SYSTEM_LOCKS))
+        .args(&["-d"])
+        .start();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // 1. modemd holds the line: cu must refuse it.
@@ -54,7 +57,7 @@ fn modemd_and_cu_respect_each_others_locks() {
     assert!(wait_until(WAIT, || !lock.exists()), "modemd left its lock");
 
     // 2. cu holds the line (on a terminal of its own): a modemd client reads busy.
-    let term = Pty::new();
+    let term = Pty::open().expect("pty");
     let tty = || {
         fs::OpenOptions::new()
             .read(true)

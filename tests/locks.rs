@@ -16,7 +16,7 @@ fn setup(pty: &Pty, device: &std::path::Path, extra: &[&str]) -> (Daemon, Socket
     let conf = config_line(port, device);
     let _ = pty;
     (
-        Daemon::start(&conf, extra),
+        Daemon::builder(&conf).args(extra).start(),
         SocketAddr::from(([127, 0, 0, 1], port)),
     )
 }
@@ -30,7 +30,7 @@ fn start_session(pty: &Pty, addr: SocketAddr) -> std::net::TcpStream {
 
 #[test]
 fn lock_holds_daemon_pid_during_session_and_goes_within_a_second() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let (d, addr) = setup(&pty, &pty.slave, &[]);
     let lock = d.dir.join(&lock_name(&pty.slave));
     assert!(!lock.exists(), "device locked before any client");
@@ -46,7 +46,7 @@ fn lock_holds_daemon_pid_during_session_and_goes_within_a_second() {
 
 #[test]
 fn lock_is_named_after_the_resolved_device_not_the_symlink() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("link");
     let link = dir.join("modem");
     std::os::unix::fs::symlink(&pty.slave, &link).expect("symlink");
@@ -58,7 +58,7 @@ fn lock_is_named_after_the_resolved_device_not_the_symlink() {
 
 #[test]
 fn stale_lock_of_a_dead_process_is_reclaimed() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let (d, addr) = setup(&pty, &pty.slave, &[]);
     let mut dead = std::process::Command::new("true")
         .spawn()
@@ -89,7 +89,7 @@ fn stale_lock_of_a_dead_process_is_reclaimed() {
 
 #[test]
 fn live_foreign_lock_means_busy_and_is_left_alone() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let (d, addr) = setup(&pty, &pty.slave, &[]);
     let lock = d.dir.join(&lock_name(&pty.slave));
     // This test process is alive: its lock is as good as cu's.
@@ -113,7 +113,7 @@ fn live_foreign_lock_means_busy_and_is_left_alone() {
 
 #[test]
 fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("pid");
     let pid_file = dir.join("modemd.pid");
     let pid_arg = pid_file.to_str().expect("utf-8").to_owned();
@@ -144,7 +144,7 @@ fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
 /// under the daemon (a tmp cleaner) costs nothing but that file being written again.
 #[test]
 fn locks_survive_the_lock_directory_being_cleaned() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let (d, addr) = setup(&pty, &pty.slave, &[]);
     let lock = d.dir.join(&lock_name(&pty.slave));
     let template = d.dir.join(&format!("LTMP.{}", d.pid()));

@@ -58,11 +58,11 @@ fn reload(d: &Daemon, text: &str, expect: &str) {
 #[test]
 fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
     let sim = Sim::start(&[]);
-    let pty_b = Pty::new();
+    let pty_b = Pty::open().expect("pty");
     let (port_a, port_b) = (free_port(), free_port());
     let addr_a = SocketAddr::from(([127, 0, 0, 1], port_a));
     let addr_b = SocketAddr::from(([127, 0, 0, 1], port_b));
-    let d = Daemon::start(&line(port_a, &sim.device), &[]);
+    let d = Daemon::builder(&line(port_a, &sim.device)).start();
 
     let mut c = connect(addr_a);
     c.write_all(b"ATDT1\r").expect("dial");
@@ -144,7 +144,7 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
 /// port can be bound again at once (its socket is closed, not left to the thread).
 #[test]
 fn one_accept_thread_serves_every_port_across_reloads() {
-    let ptys: Vec<Pty> = (0..4).map(|_| Pty::new()).collect();
+    let ptys: Vec<Pty> = (0..4).map(|_| Pty::open().expect("pty")).collect();
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let text = |which: &[usize]| -> String {
         which
@@ -154,7 +154,7 @@ fn one_accept_thread_serves_every_port_across_reloads() {
     };
     // The baseline with one port: the main and accept threads (and, under qemu-user, the
     // emulator's own thread).
-    let d = Daemon::start(&text(&[0]), &[]);
+    let d = Daemon::builder(&text(&[0])).start();
     let base = d.threads();
     reload(
         &d,
