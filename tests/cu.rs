@@ -37,9 +37,7 @@ fn modemd_and_cu_respect_each_others_locks() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // 1. modemd holds the line: cu must refuse it.
-    let mut c = connect(addr);
-    c.write_all(b"x").expect("write");
-    assert_eq!(pty.read_for(1, WAIT), b"x");
+    let c = session(&pty, addr);
     let out = run_bounded(
         Command::new(CU).args(["-l", &dev, "-s", "115200"]),
         Duration::from_secs(10),
@@ -80,12 +78,7 @@ fn modemd_and_cu_respect_each_others_locks() {
         assert!(Instant::now() < deadline, "cu did not lock the line");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut c = connect(addr);
-    let got = read_to_close(&mut c, WAIT).expect("client not closed while cu holds the line");
-    assert!(
-        String::from_utf8_lossy(&got).contains("busy"),
-        "client got {got:?}"
-    );
+    assert_busy(addr, "client while cu holds the line");
     assert!(
         d.log
             .wait_for(&format!("held by process {}", cu.0.id()), WAIT)

@@ -204,8 +204,7 @@ fn dash_u_drops_to_the_user_after_binding() {
     assert_eq!(groups.map(str::trim), Some("65534"), "{status}");
     // Sessions now lock and open as nobody.
     let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
-    c.write_all(b"hi").expect("write");
-    assert_eq!(pty.read_for(2, WAIT), b"hi");
+    assert_reaches(&mut c, &pty, b"hi", "no session as nobody");
     let lock = d.dir.join(&lock_name(&pty.slave));
     let meta = fs::metadata(&lock).expect("lock");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
@@ -257,11 +256,11 @@ fn a_dead_log_reader_costs_no_session() {
                 Err(e) => panic!("modemd never listened: {e}"),
             }
         };
-        c.write_all(b"ok").expect("write");
-        assert_eq!(
-            pty.read_for(2, WAIT),
+        assert_reaches(
+            &mut c,
+            &pty,
             b"ok",
-            "round {round}: session lost to logging"
+            &format!("round {round}: session lost to logging"),
         );
         drop(c);
         assert!(dir.wait_unlocked(WAIT), "round {round}: lock left");

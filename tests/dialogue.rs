@@ -10,12 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Sends an AT command as telnet would and returns what came back up to the final `OK`.
-fn at(c: &mut TcpStream, cmd: &str) -> String {
-    c.write_all(format!("{cmd}\r").as_bytes()).expect("write");
-    String::from_utf8_lossy(&read_until(c, b"OK\r\n", WAIT)).into_owned()
-}
-
 #[test]
 fn seed_dialogue_atz_and_ati1() {
     let sim = Sim::start(&["-i", "Linux ISDN"]);

@@ -16,11 +16,6 @@ const INETD: &str = "/usr/sbin/inetd";
 const TCPD: &str = "/usr/sbin/tcpd";
 const SYSTEM_LOCKS: &str = "/var/lock";
 
-fn at(c: &mut TcpStream, cmd: &str) -> String {
-    c.write_all(format!("{cmd}\r").as_bytes()).expect("write");
-    String::from_utf8_lossy(&read_until(c, b"OK\r\n", WAIT)).into_owned()
-}
-
 #[test]
 fn seed_setup_through_openbsd_inetd_and_tcpd() {
     assert!(
@@ -65,12 +60,7 @@ fn seed_setup_through_openbsd_inetd_and_tcpd() {
         "no lock in {SYSTEM_LOCKS} during the session"
     );
 
-    let mut second = connect(addr);
-    let got = read_to_close(&mut second, WAIT).expect("second client not closed");
-    assert!(
-        String::from_utf8_lossy(&got).contains("busy"),
-        "second got {got:?}"
-    );
+    assert_busy(addr, "second client");
     assert!(
         at(&mut first, "ati1").contains("Linux ISDN"),
         "first client disturbed"

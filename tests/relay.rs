@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn one_device(pty: &Pty, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let port = free_port();
-    let conf = config_line(port, &pty.slave);
-    (
-        Daemon::builder(&conf).args(extra).start(),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
-}
-
 fn both_ways(pty: &Pty, addr: SocketAddr, len: usize) {
     let c = session(pty, addr);
     let up = random_bytes(len, 1);
@@ -50,7 +41,7 @@ fn both_ways(pty: &Pty, addr: SocketAddr, len: usize) {
 #[test]
 fn eight_mib_both_ways_at_once_arrive_intact() {
     let pty = Pty::open().expect("pty");
-    let (d, addr) = one_device(&pty, &[]);
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     both_ways(&pty, addr, 8 << 20);
     let line = d
         .log
@@ -85,7 +76,7 @@ fn plain_termios_fallback_relays_too() {
 #[test]
 fn every_byte_value_passes_both_ways() {
     let pty = Pty::open().expect("pty");
-    let (_d, addr) = one_device(&pty, &[]);
+    let (_d, addr) = one_device(&pty.slave, "", &[]);
     let mut c = session(&pty, addr);
     let all: Vec<u8> = (0..=255u8).collect();
     c.write_all(&all).expect("write");
@@ -99,7 +90,7 @@ fn every_byte_value_passes_both_ways() {
 #[test]
 fn device_is_closed_within_a_second_of_disconnect() {
     let pty = Pty::open().expect("pty");
-    let (d, addr) = one_device(&pty, &[]);
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let c = session(&pty, addr);
     assert!(pty.slave_open());
     drop(c);
@@ -115,7 +106,7 @@ fn device_is_closed_within_a_second_of_disconnect() {
 #[test]
 fn new_client_never_sees_bytes_sent_before_it_connected() {
     let pty = Pty::open().expect("pty");
-    let (d, addr) = one_device(&pty, &[]);
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     // The modem talks while nobody is connected (e.g. RING, or the tail of the last call).
     pty.write_all(b"STALE-BYTES-FROM-BEFORE");
     let mut c = session(&pty, addr);
@@ -138,7 +129,7 @@ fn client_leaving_while_the_device_is_stalled_frees_the_device() {
     // client then leaves with a reset (its FIN could not get past its own unsent data, which
     // the stalled relay never reads); the session must end and unlock.
     let pty = Pty::open().expect("pty");
-    let (d, addr) = one_device(&pty, &[]);
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let c = session(&pty, addr);
     let sender = send_in_background(&c, vec![b'z'; 4 << 20]);
     thread::sleep(Duration::from_millis(300));
@@ -158,7 +149,7 @@ fn client_leaving_while_the_device_is_stalled_frees_the_device() {
 #[test]
 fn two_hundred_sessions_leave_threads_and_fds_at_baseline() {
     let pty = Pty::open().expect("pty");
-    let (d, addr) = one_device(&pty, &[]);
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let (threads, fds) = (d.threads(), d.fds());
     // Leaks are the point here, not speed: the one-second bound has its own test.
     for i in 0..200 {

@@ -78,8 +78,7 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
     );
     reload(&d, &both, &format!("listening on 127.0.0.1:{port_b}"));
     let mut b = connect(addr_b);
-    b.write_all(b"to B").expect("write");
-    assert_eq!(pty_b.read_for(4, WAIT), b"to B", "new port does not serve");
+    assert_reaches(&mut b, &pty_b, b"to B", "new port does not serve");
     drop(b);
     assert!(pty_b.wait_hangup(WAIT));
     let lock_b = d.dir.join(&lock_name(&pty_b.slave));
@@ -104,17 +103,10 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
         d.log.all()
     );
     let mut b = connect(addr_b);
-    b.write_all(b"still").expect("write");
-    assert_eq!(
-        pty_b.read_for(5, WAIT),
-        b"still",
-        "port B lost by a broken reload"
-    );
+    assert_reaches(&mut b, &pty_b, b"still", "port B lost by a broken reload");
     drop(b);
     // Port A still listens: its only modem is in use, so a second client reads busy.
-    let mut a2 = connect(addr_a);
-    let got = read_to_close(&mut a2, WAIT).expect("second client on A not closed");
-    assert!(String::from_utf8_lossy(&got).contains("busy"), "{got:?}");
+    assert_busy(addr_a, "second client on A");
 
     // Remove port B.
     reload(
@@ -165,8 +157,7 @@ fn one_accept_thread_serves_every_port_across_reloads() {
     let serves = |i: usize| {
         let addr = SocketAddr::from(([127, 0, 0, 1], ports[i]));
         let mut c = connect(addr);
-        c.write_all(b"hi").expect("write");
-        assert_eq!(ptys[i].read_for(2, WAIT), b"hi", "port {i} does not serve");
+        assert_reaches(&mut c, &ptys[i], b"hi", &format!("port {i} does not serve"));
         drop(c);
         assert!(ptys[i].wait_hangup(WAIT), "port {i}: no hang-up");
     };

@@ -12,13 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn entry(port: u16, dev: &std::path::Path, rest: &str) -> String {
-    format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1 {rest}\n",
-        dev.display()
-    )
-}
-
 #[test]
 fn unplugged_device_ends_its_session_and_a_replugged_one_serves() {
     let dir = TempDir::new("unplug");
@@ -27,7 +20,7 @@ fn unplugged_device_ends_its_session_and_a_replugged_one_serves() {
     symlink(&first.slave, &link).expect("symlink");
     let other = Pty::open().expect("pty");
     let (p1, p2) = (free_port(), free_port());
-    let conf = entry(p1, &link, "") + &entry(p2, &other.slave, "");
+    let conf = config_line(p1, &link) + &config_line(p2, &other.slave);
     let d = Daemon::builder(&conf).start();
     let (a1, a2) = (
         SocketAddr::from(([127, 0, 0, 1], p1)),
@@ -54,20 +47,19 @@ fn unplugged_device_ends_its_session_and_a_replugged_one_serves() {
     );
 
     // The other port never noticed.
-    bystander.write_all(b"still here").expect("write");
-    assert_eq!(other.read_for(10, WAIT), b"still here");
+    assert_reaches(
+        &mut bystander,
+        &other,
+        b"still here",
+        "the other port was disturbed",
+    );
 
     // Re-plug at the same path: the next client is served by the new device.
     let replugged = Pty::open().expect("pty");
     fs::remove_file(&link).expect("rm link");
     symlink(&replugged.slave, &link).expect("symlink");
     let mut c = connect(a1);
-    c.write_all(b"again").expect("write");
-    assert_eq!(
-        replugged.read_for(5, WAIT),
-        b"again",
-        "re-plugged device not served"
-    );
+    assert_reaches(&mut c, &replugged, b"again", "re-plugged device not served");
 }
 
 /// The session of `c` (with `idle=2`) ends as idle, not before 2 s after `since` (the last
@@ -87,10 +79,9 @@ fn assert_ends_idle(c: &mut TcpStream, since: Instant, d: &Daemon) {
 #[test]
 fn idle_session_ends_after_its_idle_time() {
     let pty = Pty::open().expect("pty");
-    let port = free_port();
-    let d = Daemon::builder(&entry(port, &pty.slave, "idle=2")).start();
+    let (d, addr) = one_device(&pty.slave, "idle=2", &[]);
     let t = Instant::now();
-    let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut c = session(&pty, addr);
     assert_ends_idle(&mut c, t, &d);
     assert!(d.dir.wait_unlocked(WAIT));
 }
@@ -98,9 +89,8 @@ fn idle_session_ends_after_its_idle_time() {
 #[test]
 fn traffic_keeps_an_idle_limited_session_alive() {
     let pty = Pty::open().expect("pty");
-    let port = free_port();
-    let d = Daemon::builder(&entry(port, &pty.slave, "idle=2")).start();
-    let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+    let (d, addr) = one_device(&pty.slave, "idle=2", &[]);
+    let mut c = session(&pty, addr);
     // 3 s of traffic in both directions, longer than the idle time, a byte every 100 ms: only
     // a stall of the whole machine for nearly 2 s could pass for silence.
     for i in 0..30u8 {
@@ -126,9 +116,8 @@ fn traffic_keeps_an_idle_limited_session_alive() {
 #[test]
 fn a_client_that_stops_reading_costs_no_memory_and_loses_no_byte() {
     let pty = Pty::open().expect("pty");
-    let port = free_port();
-    let d = Daemon::builder(&entry(port, &pty.slave, "")).start();
-    let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let mut c = session(&pty, addr);
     let rss_before = d.rss_kib();
     const LEN: usize = 64 << 20;
     // A counting pattern: any lost, doubled or reordered byte shows.
@@ -166,7 +155,7 @@ fn ten_thousand_mixed_connections_leak_nothing() {
     let (p1, p2) = (free_port(), free_port());
     // Natively this is the debug build on glibc, whose malloc adds an arena (RSS that stays)
     // whenever threads contend; two arenas cap that, so growth left over means a leak.
-    let d = Daemon::builder(&(entry(p1, &a.slave, "") + &entry(p2, &b.slave, "")))
+    let d = Daemon::builder(&(config_line(p1, &a.slave) + &config_line(p2, &b.slave)))
         .env(&[("MALLOC_ARENA_MAX", "2")])
         .start();
     let (a1, a2) = (
