@@ -51,10 +51,10 @@ fn round_trips(
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let n = if quick { 1000 } else { 3000 };
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let conf = config_line(port, &pty.slave);
-    let d = Daemon::start(&conf, &[]);
+    let d = Daemon::builder(&conf).start();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let echo = echo_master(pty.master.try_clone().expect("dup"));
     let mut c = connect(addr);

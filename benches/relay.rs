@@ -77,7 +77,7 @@ struct Figures {
 }
 
 fn direct(sz: &Sizes) -> Figures {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let master = pty.master.try_clone().expect("dup");
     let mut slave = open_slave(&pty);
     let echo = echo_master(master);
@@ -85,7 +85,7 @@ fn direct(sz: &Sizes) -> Figures {
     drop(slave);
     echo.join().expect("echo thread");
     // Throughput on a fresh pty whose master is the far end, without an echo.
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let slave = open_slave(&pty);
     let rx = File::from(pty.master.try_clone().expect("dup"));
     let up = throughput(slave.try_clone().expect("dup"), rx, sz.bulk);
@@ -97,9 +97,9 @@ fn direct(sz: &Sizes) -> Figures {
 fn via_modemd(sz: &Sizes) -> Figures {
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let rtt_pty = Pty::new();
+    let rtt_pty = Pty::open().expect("pty");
     let conf = config_line(port, &rtt_pty.slave);
-    let d = Daemon::start(&conf, &[]);
+    let d = Daemon::builder(&conf).start();
     let echo = echo_master(rtt_pty.master.try_clone().expect("dup"));
     let mut c: TcpStream = connect(addr);
     let (p50, p99) = round_trips(&mut c, sz.warmup, sz.rtt_iters);
@@ -108,11 +108,11 @@ fn via_modemd(sz: &Sizes) -> Figures {
     drop(d);
     echo.join().expect("echo thread");
 
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let conf = config_line(port, &pty.slave);
-    let _d = Daemon::start(&conf, &[]);
+    let _d = Daemon::builder(&conf).start();
     let c = connect(addr);
     c.set_read_timeout(Some(Duration::from_secs(120)))
         .expect("timeout");

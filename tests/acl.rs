@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn daemon(pty: &Pty, listen: &str, hosts: &str) -> Daemon {
-    Daemon::start(
-        &format!("{listen} {} 115200,8,N,1 {hosts}\n", pty.slave.display()),
-        &[],
-    )
+    Daemon::builder(&format!(
+        "{listen} {} 115200,8,N,1 {hosts}\n",
+        pty.slave.display()
+    ))
+    .start()
 }
 
 fn served(pty: &Pty, mut c: TcpStream) -> bool {
@@ -32,7 +33,7 @@ fn refused(pty: &Pty, mut c: TcpStream, timeout: Duration) -> bool {
 
 #[test]
 fn address_entry_serves_it_and_refuses_others() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let d = daemon(&pty, &format!("127.0.0.1:{port}"), "127.0.0.1");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -43,7 +44,7 @@ fn address_entry_serves_it_and_refuses_others() {
 
 #[test]
 fn cidr_entry_matches_its_block_only() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let _d = daemon(
         &pty,
@@ -57,7 +58,7 @@ fn cidr_entry_matches_its_block_only() {
 
 #[test]
 fn ipv6_loopback_entry_works() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let _d = daemon(&pty, &format!("[::1]:{port}"), "::1");
     assert!(served(
@@ -70,7 +71,7 @@ fn ipv6_loopback_entry_works() {
 fn bare_port_sees_ipv4_clients_as_ipv4() {
     // A bare port listens dual-stack; IPv4 clients arrive as ::ffff:a.b.c.d and must still
     // match IPv4 entries.
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let _d = daemon(&pty, &port.to_string(), "127.0.0.1");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -80,7 +81,7 @@ fn bare_port_sees_ipv4_clients_as_ipv4() {
 
 #[test]
 fn localhost_is_admitted_by_forward_confirmed_name() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let _d = daemon(&pty, &format!("127.0.0.1:{port}"), "localhost");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -96,7 +97,7 @@ fn localhost_is_admitted_by_forward_confirmed_name() {
 
 #[test]
 fn a_flood_of_refusals_is_logged_briefly() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let d = daemon(&pty, &format!("127.0.0.1:{port}"), "127.0.0.1");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

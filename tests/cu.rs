@@ -23,20 +23,21 @@ fn modemd_and_cu_respect_each_others_locks() {
         Path::new(CU).exists(),
         "needs Taylor cu (.ci/run installs the cu package)"
     );
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     // cu runs setuid uucp on Debian: let it open the line.
     fs::set_permissions(&pty.slave, fs::Permissions::from_mode(0o666)).expect("chmod");
     let dev = pty.slave.to_str().expect("utf-8").to_owned();
     let lock = Path::new(SYSTEM_LOCKS).join(lock_name(&pty.slave));
     let port = free_port();
     let conf = format!("127.0.0.1:{port} {dev} 115200,8,N,1 127.0.0.1\n");
-    let d = Daemon::start_locking(TempDir::new("cu"), Path::new(SYSTEM_LOCKS), &conf, &["-d"]);
+    let d = Daemon::builder(&conf)
+        .lock_dir(Path::new(SYSTEM_LOCKS))
+        .args(&["-d"])
+        .start();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // 1. modemd holds the line: cu must refuse it.
-    let mut c = connect(addr);
-    c.write_all(b"x").expect("write");
-    assert_eq!(pty.read_for(1, WAIT), b"x");
+    let c = session(&pty, addr);
     let out = run_bounded(
         Command::new(CU).args(["-l", &dev, "-s", "115200"]),
         Duration::from_secs(10),
@@ -54,7 +55,7 @@ fn modemd_and_cu_respect_each_others_locks() {
     assert!(wait_until(WAIT, || !lock.exists()), "modemd left its lock");
 
     // 2. cu holds the line (on a terminal of its own): a modemd client reads busy.
-    let term = Pty::new();
+    let term = Pty::open().expect("pty");
     let tty = || {
         fs::OpenOptions::new()
             .read(true)
@@ -77,12 +78,7 @@ fn modemd_and_cu_respect_each_others_locks() {
         assert!(Instant::now() < deadline, "cu did not lock the line");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut c = connect(addr);
-    let got = read_to_close(&mut c, WAIT).expect("client not closed while cu holds the line");
-    assert!(
-        String::from_utf8_lossy(&got).contains("busy"),
-        "client got {got:?}"
-    );
+    assert_busy(addr, "client while cu holds the line");
     assert!(
         d.log
             .wait_for(&format!("held by process {}", cu.0.id()), WAIT)

@@ -68,7 +68,7 @@ impl Drop for Syslog {
 fn daemon_mode_pid_file_syslog_and_sigterm() {
     let _guard = DEV_LOG.lock().unwrap_or_else(|p| p.into_inner());
     let syslog = Syslog::bind();
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("daemon");
     let port = free_port();
     let conf = dir.join("modemd.conf");
@@ -183,14 +183,17 @@ fn dash_u_drops_to_the_user_after_binding() {
         eprintln!("note: not root; -u cannot be tested here");
         return;
     }
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     fs::set_permissions(&pty.slave, fs::Permissions::from_mode(0o666)).expect("chmod pty");
     let dir = TempDir::new("user");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).expect("chmod dir");
     // Port below 1024: only root can bind it, so serving proves "bind, then drop".
     let port = (600..1000).find(|&p| port_bindable(p)).expect("port");
     let conf = config_line(port, &pty.slave);
-    let d = Daemon::start_in(dir, &conf, &["-u", "nobody"]);
+    let d = Daemon::builder(&conf)
+        .dir(dir)
+        .args(&["-u", "nobody"])
+        .start();
     let (uid, gid) = ids_of(d.pid());
     assert_eq!(uid, "65534 65534 65534 65534");
     assert_eq!(gid, "65534 65534 65534 65534");
@@ -201,8 +204,7 @@ fn dash_u_drops_to_the_user_after_binding() {
     assert_eq!(groups.map(str::trim), Some("65534"), "{status}");
     // Sessions now lock and open as nobody.
     let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
-    c.write_all(b"hi").expect("write");
-    assert_eq!(pty.read_for(2, WAIT), b"hi");
+    assert_reaches(&mut c, &pty, b"hi", "no session as nobody");
     let lock = d.dir.join(&lock_name(&pty.slave));
     let meta = fs::metadata(&lock).expect("lock");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
@@ -212,7 +214,7 @@ fn dash_u_drops_to_the_user_after_binding() {
 fn a_dead_log_reader_costs_no_session() {
     // Under procd or systemd with -n, stderr is a pipe; if its reader dies, writes fail with
     // EPIPE. Logging must shrug that off.
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("epipe");
     let port = free_port();
     let conf = dir.join("modemd.conf");
@@ -254,11 +256,11 @@ fn a_dead_log_reader_costs_no_session() {
                 Err(e) => panic!("modemd never listened: {e}"),
             }
         };
-        c.write_all(b"ok").expect("write");
-        assert_eq!(
-            pty.read_for(2, WAIT),
+        assert_reaches(
+            &mut c,
+            &pty,
             b"ok",
-            "round {round}: session lost to logging"
+            &format!("round {round}: session lost to logging"),
         );
         drop(c);
         assert!(dir.wait_unlocked(WAIT), "round {round}: lock left");

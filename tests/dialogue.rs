@@ -10,18 +10,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Sends an AT command as telnet would and returns what came back up to the final `OK`.
-fn at(c: &mut TcpStream, cmd: &str) -> String {
-    c.write_all(format!("{cmd}\r").as_bytes()).expect("write");
-    String::from_utf8_lossy(&read_until(c, b"OK\r\n", WAIT)).into_owned()
-}
-
 #[test]
 fn seed_dialogue_atz_and_ati1() {
     let sim = Sim::start(&["-i", "Linux ISDN"]);
     let port = free_port();
     let conf = config_line(port, &sim.device);
-    let _d = Daemon::start(&conf, &[]);
+    let _d = Daemon::builder(&conf).start();
     let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
     // As in the HOWTO: the modem echoes the command, then answers.
     assert_eq!(at(&mut c, "atz"), "atz\r\r\nOK\r\n");
@@ -33,7 +27,7 @@ fn simulated_modem_survives_sessions_and_dials() {
     let sim = Sim::start(&[]);
     let port = free_port();
     let conf = config_line(port, &sim.device);
-    let d = Daemon::start(&conf, &[]);
+    let d = Daemon::builder(&conf).start();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for round in 0..3 {
         let mut c = connect(addr);
@@ -70,7 +64,7 @@ fn pool_gives_different_modems_then_busy_then_a_freed_one() {
         one.device.display(),
         two.device.display()
     );
-    let d = Daemon::start(&conf, &[]);
+    let d = Daemon::builder(&conf).start();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut first = connect(addr);
     assert!(ident(&mut first).contains("modem one"));

@@ -16,11 +16,6 @@ const INETD: &str = "/usr/sbin/inetd";
 const TCPD: &str = "/usr/sbin/tcpd";
 const SYSTEM_LOCKS: &str = "/var/lock";
 
-fn at(c: &mut TcpStream, cmd: &str) -> String {
-    c.write_all(format!("{cmd}\r").as_bytes()).expect("write");
-    String::from_utf8_lossy(&read_until(c, b"OK\r\n", WAIT)).into_owned()
-}
-
 #[test]
 fn seed_setup_through_openbsd_inetd_and_tcpd() {
     assert!(
@@ -42,17 +37,12 @@ fn seed_setup_through_openbsd_inetd_and_tcpd() {
     )
     .expect("write inetd.conf");
     // openbsd-inetd in the foreground (-d -i) on a private config.
-    let mut inetd = ChildGuard(
+    let (_inetd, log) = spawn_logging(
         Command::new(INETD)
             .args(["-d", "-i"])
             .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn inetd"),
+            .stdout(Stdio::null()),
     );
-    let log = LogLines::of(inetd.0.stderr.take().expect("stderr"));
     assert!(
         log.wait_for(&format!("ADD: 127.0.0.1:{port}"), WAIT)
             .is_some(),
@@ -70,12 +60,7 @@ fn seed_setup_through_openbsd_inetd_and_tcpd() {
         "no lock in {SYSTEM_LOCKS} during the session"
     );
 
-    let mut second = connect(addr);
-    let got = read_to_close(&mut second, WAIT).expect("second client not closed");
-    assert!(
-        String::from_utf8_lossy(&got).contains("busy"),
-        "second got {got:?}"
-    );
+    assert_busy(addr, "second client");
     assert!(
         at(&mut first, "ati1").contains("Linux ISDN"),
         "first client disturbed"
@@ -123,7 +108,7 @@ fn wait_child(child: &mut std::process::Child) -> Option<std::process::ExitStatu
 
 #[test]
 fn config_mode_serves_the_entries_of_the_local_port_and_hangs_up() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("inetdc");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -181,7 +166,7 @@ fn config_mode_serves_the_entries_of_the_local_port_and_hangs_up() {
 
 #[test]
 fn device_mode_session_ends_when_the_client_leaves_and_on_sigterm() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("inetdd");
     let dev = pty.slave.to_str().expect("utf-8").to_owned();
     let locks = dir.path().to_str().expect("utf-8").to_owned();

@@ -6,35 +6,17 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
 
-fn setup(pty: &Pty, device: &std::path::Path, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let port = free_port();
-    let conf = config_line(port, device);
-    let _ = pty;
-    (
-        Daemon::start(&conf, extra),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
-}
-
-fn start_session(pty: &Pty, addr: SocketAddr) -> std::net::TcpStream {
-    let mut c = connect(addr);
-    c.write_all(b"x").expect("write");
-    assert_eq!(pty.read_for(1, WAIT), b"x", "session did not start");
-    c
-}
-
 #[test]
 fn lock_holds_daemon_pid_during_session_and_goes_within_a_second() {
-    let pty = Pty::new();
-    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let lock = d.dir.join(&lock_name(&pty.slave));
     assert!(!lock.exists(), "device locked before any client");
-    let c = start_session(&pty, addr);
+    let c = session(&pty, addr);
     let content = fs::read_to_string(&lock).expect("lock file during session");
     assert_eq!(content, format!("{:10}\n", d.pid()));
     drop(c);
@@ -46,20 +28,20 @@ fn lock_holds_daemon_pid_during_session_and_goes_within_a_second() {
 
 #[test]
 fn lock_is_named_after_the_resolved_device_not_the_symlink() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("link");
     let link = dir.join("modem");
     std::os::unix::fs::symlink(&pty.slave, &link).expect("symlink");
-    let (d, addr) = setup(&pty, &link, &[]);
-    let _c = start_session(&pty, addr);
+    let (d, addr) = one_device(&link, "", &[]);
+    let _c = session(&pty, addr);
     // Taylor cu: /dev/pts/3 -> LCK..3, whatever name the daemon was given.
     assert_eq!(d.dir.locks(), [lock_name(&pty.slave)]);
 }
 
 #[test]
 fn stale_lock_of_a_dead_process_is_reclaimed() {
-    let pty = Pty::new();
-    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let mut dead = std::process::Command::new("true")
         .spawn()
         .expect("spawn true");
@@ -72,7 +54,7 @@ fn stale_lock_of_a_dead_process_is_reclaimed() {
     let live_template = d.dir.join(&format!("LTMP.{}", std::process::id()));
     fs::write(&dead_template, format!("{dead_pid:10}\n")).expect("write dead template");
     fs::write(&live_template, "not modemd's").expect("write live template");
-    let c = start_session(&pty, addr);
+    let c = session(&pty, addr);
     assert_eq!(
         fs::read_to_string(&lock).expect("lock"),
         format!("{:10}\n", d.pid())
@@ -89,8 +71,8 @@ fn stale_lock_of_a_dead_process_is_reclaimed() {
 
 #[test]
 fn live_foreign_lock_means_busy_and_is_left_alone() {
-    let pty = Pty::new();
-    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let lock = d.dir.join(&lock_name(&pty.slave));
     // This test process is alive: its lock is as good as cu's.
     let foreign = format!("{:10}\n", std::process::id());
@@ -113,16 +95,16 @@ fn live_foreign_lock_means_busy_and_is_left_alone() {
 
 #[test]
 fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let dir = TempDir::new("pid");
     let pid_file = dir.join("modemd.pid");
     let pid_arg = pid_file.to_str().expect("utf-8").to_owned();
-    let (mut d, addr) = setup(&pty, &pty.slave, &["-p", &pid_arg]);
+    let (mut d, addr) = one_device(&pty.slave, "", &["-p", &pid_arg]);
     assert_eq!(
         fs::read_to_string(&pid_file).expect("pid file"),
         format!("{}\n", d.pid())
     );
-    let _c = start_session(&pty, addr);
+    let _c = session(&pty, addr);
     assert_eq!(d.dir.locks().len(), 1);
     d.signal(libc::SIGTERM);
     let status = d
@@ -144,12 +126,12 @@ fn sigterm_during_a_session_exits_zero_and_leaves_nothing() {
 /// under the daemon (a tmp cleaner) costs nothing but that file being written again.
 #[test]
 fn locks_survive_the_lock_directory_being_cleaned() {
-    let pty = Pty::new();
-    let (d, addr) = setup(&pty, &pty.slave, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let lock = d.dir.join(&lock_name(&pty.slave));
     let template = d.dir.join(&format!("LTMP.{}", d.pid()));
     for round in 0..3 {
-        let c = start_session(&pty, addr);
+        let c = session(&pty, addr);
         let content = fs::read_to_string(&lock).expect("lock file during session");
         assert_eq!(content, format!("{:10}\n", d.pid()), "round {round}");
         drop(c);

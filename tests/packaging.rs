@@ -247,8 +247,8 @@ fn ipk_has_control_files_permissions_and_a_static_binary() {
 
 #[test]
 fn sysv_init_script_starts_reloads_and_stops_modemd() {
-    let pty = Pty::new();
-    let other = Pty::new();
+    let pty = Pty::open().expect("pty");
+    let other = Pty::open().expect("pty");
     let dir = TempDir::new("initd");
     let (p1, p2) = (free_port(), free_port());
     let conf = dir.join("modemd.conf");

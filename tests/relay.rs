@@ -10,30 +10,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn one_device(pty: &Pty, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let port = free_port();
-    let conf = config_line(port, &pty.slave);
-    (
-        Daemon::start(&conf, extra),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
-}
-
 fn both_ways(pty: &Pty, addr: SocketAddr, len: usize) {
     let c = session(pty, addr);
     let up = random_bytes(len, 1);
     let down = random_bytes(len, 2);
     let sender = send_in_background(&c, up.clone());
-    let down_copy = down.clone();
-    let master = pty.master.try_clone().expect("dup master");
-    let writer = thread::spawn(move || {
-        let p = Pty {
-            master,
-            slave: Default::default(),
-        };
-        p.write_all(&down_copy);
-        std::mem::forget(p);
-    });
+    let writer = pty.write_in_background(down.clone());
     let reader = {
         let mut c = c.try_clone().expect("clone");
         thread::spawn(move || {
@@ -58,8 +40,8 @@ fn both_ways(pty: &Pty, addr: SocketAddr, len: usize) {
 
 #[test]
 fn eight_mib_both_ways_at_once_arrive_intact() {
-    let pty = Pty::new();
-    let (d, addr) = one_device(&pty, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     both_ways(&pty, addr, 8 << 20);
     let line = d
         .log
@@ -72,16 +54,16 @@ fn eight_mib_both_ways_at_once_arrive_intact() {
 #[test]
 fn plain_termios_fallback_relays_too() {
     // The path qemu-user and old kernels take when the termios2 ioctls fail.
-    let pty = Pty::new();
+    let pty = Pty::open().expect("pty");
     let port = free_port();
     let conf = format!(
         "127.0.0.1:{port} {} 9600,7,E,2 127.0.0.1\n",
         pty.slave.display()
     );
-    let dir = TempDir::new("plain");
-    let lock_dir = dir.path().to_owned();
-    let env = [("MODEMD_PLAIN_TERMIOS", "1")];
-    let d = Daemon::start_full(dir, &lock_dir, &conf, &["-d"], &env);
+    let d = Daemon::builder(&conf)
+        .args(&["-d"])
+        .env(&[("MODEMD_PLAIN_TERMIOS", "1")])
+        .start();
     both_ways(&pty, SocketAddr::from(([127, 0, 0, 1], port)), 256 << 10);
     assert!(
         d.log.wait_for("with plain termios", WAIT).is_some(),
@@ -93,8 +75,8 @@ fn plain_termios_fallback_relays_too() {
 
 #[test]
 fn every_byte_value_passes_both_ways() {
-    let pty = Pty::new();
-    let (_d, addr) = one_device(&pty, &[]);
+    let pty = Pty::open().expect("pty");
+    let (_d, addr) = one_device(&pty.slave, "", &[]);
     let mut c = session(&pty, addr);
     let all: Vec<u8> = (0..=255u8).collect();
     c.write_all(&all).expect("write");
@@ -107,8 +89,8 @@ fn every_byte_value_passes_both_ways() {
 
 #[test]
 fn device_is_closed_within_a_second_of_disconnect() {
-    let pty = Pty::new();
-    let (d, addr) = one_device(&pty, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let c = session(&pty, addr);
     assert!(pty.slave_open());
     drop(c);
@@ -123,8 +105,8 @@ fn device_is_closed_within_a_second_of_disconnect() {
 
 #[test]
 fn new_client_never_sees_bytes_sent_before_it_connected() {
-    let pty = Pty::new();
-    let (d, addr) = one_device(&pty, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     // The modem talks while nobody is connected (e.g. RING, or the tail of the last call).
     pty.write_all(b"STALE-BYTES-FROM-BEFORE");
     let mut c = session(&pty, addr);
@@ -146,8 +128,8 @@ fn client_leaving_while_the_device_is_stalled_frees_the_device() {
     // The modem side never reads: the device's queue fills and the relay waits on it. The
     // client then leaves with a reset (its FIN could not get past its own unsent data, which
     // the stalled relay never reads); the session must end and unlock.
-    let pty = Pty::new();
-    let (d, addr) = one_device(&pty, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let c = session(&pty, addr);
     let sender = send_in_background(&c, vec![b'z'; 4 << 20]);
     thread::sleep(Duration::from_millis(300));
@@ -166,8 +148,8 @@ fn client_leaving_while_the_device_is_stalled_frees_the_device() {
 
 #[test]
 fn two_hundred_sessions_leave_threads_and_fds_at_baseline() {
-    let pty = Pty::new();
-    let (d, addr) = one_device(&pty, &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
     let (threads, fds) = (d.threads(), d.fds());
     // Leaks are the point here, not speed: the one-second bound has its own test.
     for i in 0..200 {
@@ -221,16 +203,16 @@ fn the_device_is_exclusive_while_a_session_holds_it() {
         return;
     }
     for plain in [false, true] {
-        let pty = Pty::new();
+        let pty = Pty::open().expect("pty");
         let port = free_port();
-        let dir = TempDir::new("excl");
-        let lock_dir = dir.path().to_owned();
         let env: &[(&str, &str)] = if plain {
             &[("MODEMD_PLAIN_TERMIOS", "1")]
         } else {
             &[]
         };
-        let d = Daemon::start_full(dir, &lock_dir, &config_line(port, &pty.slave), &[], env);
+        let d = Daemon::builder(&config_line(port, &pty.slave))
+            .env(env)
+            .start();
         let c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
         assert!(
             exclusive(&pty.slave),

@@ -58,11 +58,11 @@ fn reload(d: &Daemon, text: &str, expect: &str) {
 #[test]
 fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
     let sim = Sim::start(&[]);
-    let pty_b = Pty::new();
+    let pty_b = Pty::open().expect("pty");
     let (port_a, port_b) = (free_port(), free_port());
     let addr_a = SocketAddr::from(([127, 0, 0, 1], port_a));
     let addr_b = SocketAddr::from(([127, 0, 0, 1], port_b));
-    let d = Daemon::start(&line(port_a, &sim.device), &[]);
+    let d = Daemon::builder(&line(port_a, &sim.device)).start();
 
     let mut c = connect(addr_a);
     c.write_all(b"ATDT1\r").expect("dial");
@@ -78,8 +78,7 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
     );
     reload(&d, &both, &format!("listening on 127.0.0.1:{port_b}"));
     let mut b = connect(addr_b);
-    b.write_all(b"to B").expect("write");
-    assert_eq!(pty_b.read_for(4, WAIT), b"to B", "new port does not serve");
+    assert_reaches(&mut b, &pty_b, b"to B", "new port does not serve");
     drop(b);
     assert!(pty_b.wait_hangup(WAIT));
     let lock_b = d.dir.join(&lock_name(&pty_b.slave));
@@ -104,17 +103,10 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
         d.log.all()
     );
     let mut b = connect(addr_b);
-    b.write_all(b"still").expect("write");
-    assert_eq!(
-        pty_b.read_for(5, WAIT),
-        b"still",
-        "port B lost by a broken reload"
-    );
+    assert_reaches(&mut b, &pty_b, b"still", "port B lost by a broken reload");
     drop(b);
     // Port A still listens: its only modem is in use, so a second client reads busy.
-    let mut a2 = connect(addr_a);
-    let got = read_to_close(&mut a2, WAIT).expect("second client on A not closed");
-    assert!(String::from_utf8_lossy(&got).contains("busy"), "{got:?}");
+    assert_busy(addr_a, "second client on A");
 
     // Remove port B.
     reload(
@@ -144,7 +136,7 @@ fn sighup_adds_and_removes_ports_and_rejects_broken_files() {
 /// port can be bound again at once (its socket is closed, not left to the thread).
 #[test]
 fn one_accept_thread_serves_every_port_across_reloads() {
-    let ptys: Vec<Pty> = (0..4).map(|_| Pty::new()).collect();
+    let ptys: Vec<Pty> = (0..4).map(|_| Pty::open().expect("pty")).collect();
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let text = |which: &[usize]| -> String {
         which
@@ -154,7 +146,7 @@ fn one_accept_thread_serves_every_port_across_reloads() {
     };
     // The baseline with one port: the main and accept threads (and, under qemu-user, the
     // emulator's own thread).
-    let d = Daemon::start(&text(&[0]), &[]);
+    let d = Daemon::builder(&text(&[0])).start();
     let base = d.threads();
     reload(
         &d,
@@ -165,8 +157,7 @@ fn one_accept_thread_serves_every_port_across_reloads() {
     let serves = |i: usize| {
         let addr = SocketAddr::from(([127, 0, 0, 1], ports[i]));
         let mut c = connect(addr);
-        c.write_all(b"hi").expect("write");
-        assert_eq!(ptys[i].read_for(2, WAIT), b"hi", "port {i} does not serve");
+        assert_reaches(&mut c, &ptys[i], b"hi", &format!("port {i} does not serve"));
         drop(c);
         assert!(ptys[i].wait_hangup(WAIT), "port {i}: no hang-up");
     };

@@ -12,23 +12,16 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn entry(port: u16, dev: &std::path::Path, rest: &str) -> String {
-    format!(
-        "127.0.0.1:{port} {} 115200,8,N,1 127.0.0.1 {rest}\n",
-        dev.display()
-    )
-}
-
 #[test]
 fn unplugged_device_ends_its_session_and_a_replugged_one_serves() {
     let dir = TempDir::new("unplug");
     let link = dir.join("modem");
-    let first = Pty::new();
+    let first = Pty::open().expect("pty");
     symlink(&first.slave, &link).expect("symlink");
-    let other = Pty::new();
+    let other = Pty::open().expect("pty");
     let (p1, p2) = (free_port(), free_port());
-    let conf = entry(p1, &link, "") + &entry(p2, &other.slave, "");
-    let d = Daemon::start(&conf, &[]);
+    let conf = config_line(p1, &link) + &config_line(p2, &other.slave);
+    let d = Daemon::builder(&conf).start();
     let (a1, a2) = (
         SocketAddr::from(([127, 0, 0, 1], p1)),
         SocketAddr::from(([127, 0, 0, 1], p2)),
@@ -54,20 +47,19 @@ fn unplugged_device_ends_its_session_and_a_replugged_one_serves() {
     );
 
     // The other port never noticed.
-    bystander.write_all(b"still here").expect("write");
-    assert_eq!(other.read_for(10, WAIT), b"still here");
+    assert_reaches(
+        &mut bystander,
+        &other,
+        b"still here",
+        "the other port was disturbed",
+    );
 
     // Re-plug at the same path: the next client is served by the new device.
-    let replugged = Pty::new();
+    let replugged = Pty::open().expect("pty");
     fs::remove_file(&link).expect("rm link");
     symlink(&replugged.slave, &link).expect("symlink");
     let mut c = connect(a1);
-    c.write_all(b"again").expect("write");
-    assert_eq!(
-        replugged.read_for(5, WAIT),
-        b"again",
-        "re-plugged device not served"
-    );
+    assert_reaches(&mut c, &replugged, b"again", "re-plugged device not served");
 }
 
 /// The session of `c` (with `idle=2`) ends as idle, not before 2 s after `since` (the last
@@ -86,21 +78,19 @@ fn assert_ends_idle(c: &mut TcpStream, since: Instant, d: &Daemon) {
 
 #[test]
 fn idle_session_ends_after_its_idle_time() {
-    let pty = Pty::new();
-    let port = free_port();
-    let d = Daemon::start(&entry(port, &pty.slave, "idle=2"), &[]);
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "idle=2", &[]);
     let t = Instant::now();
-    let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut c = session(&pty, addr);
     assert_ends_idle(&mut c, t, &d);
     assert!(d.dir.wait_unlocked(WAIT));
 }
 
 #[test]
 fn traffic_keeps_an_idle_limited_session_alive() {
-    let pty = Pty::new();
-    let port = free_port();
-    let d = Daemon::start(&entry(port, &pty.slave, "idle=2"), &[]);
-    let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "idle=2", &[]);
+    let mut c = session(&pty, addr);
     // 3 s of traffic in both directions, longer than the idle time, a byte every 100 ms: only
     // a stall of the whole machine for nearly 2 s could pass for silence.
     for i in 0..30u8 {
@@ -125,22 +115,13 @@ fn traffic_keeps_an_idle_limited_session_alive() {
 
 #[test]
 fn a_client_that_stops_reading_costs_no_memory_and_loses_no_byte() {
-    let pty = Pty::new();
-    let port = free_port();
-    let d = Daemon::start(&entry(port, &pty.slave, ""), &[]);
-    let mut c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let mut c = session(&pty, addr);
     let rss_before = d.rss_kib();
     const LEN: usize = 64 << 20;
-    let master = pty.master.try_clone().expect("dup");
-    let writer = thread::spawn(move || {
-        let p = Pty {
-            master,
-            slave: Default::default(),
-        };
-        // A counting pattern: any lost, doubled or reordered byte shows.
-        let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
-        p.write_all(&data);
-    });
+    // A counting pattern: any lost, doubled or reordered byte shows.
+    let writer = pty.write_in_background((0..LEN).map(|i| (i % 251) as u8).collect());
     // The modem talks, the client reads nothing: let every buffer on the way fill up.
     thread::sleep(Duration::from_millis(1500));
     let rss_stalled = d.rss_kib();
@@ -169,20 +150,14 @@ fn a_client_that_stops_reading_costs_no_memory_and_loses_no_byte() {
 
 #[test]
 fn ten_thousand_mixed_connections_leak_nothing() {
-    let a = Pty::new();
-    let b = Pty::new();
+    let a = Pty::open().expect("pty");
+    let b = Pty::open().expect("pty");
     let (p1, p2) = (free_port(), free_port());
-    let dir = TempDir::new("d");
-    let lock_dir = dir.path().to_owned();
     // Natively this is the debug build on glibc, whose malloc adds an arena (RSS that stays)
     // whenever threads contend; two arenas cap that, so growth left over means a leak.
-    let d = Daemon::start_full(
-        dir,
-        &lock_dir,
-        &(entry(p1, &a.slave, "") + &entry(p2, &b.slave, "")),
-        &[],
-        &[("MALLOC_ARENA_MAX", "2")],
-    );
+    let d = Daemon::builder(&(config_line(p1, &a.slave) + &config_line(p2, &b.slave)))
+        .env(&[("MALLOC_ARENA_MAX", "2")])
+        .start();
     let (a1, a2) = (
         SocketAddr::from(([127, 0, 0, 1], p1)),
         SocketAddr::from(([127, 0, 0, 1], p2)),

@@ -24,7 +24,7 @@ pub struct Device {
 
 impl Device {
     pub fn new() -> Device {
-        let pty = Pty::new();
+        let pty = Pty::open().expect("pty");
         let keeper = OpenOptions::new()
             .read(true)
             .write(true)

@@ -11,16 +11,16 @@
 //! slave has no opener it resets to command mode and waits for the next one.
 //! SIGTERM/SIGINT make it exit 0, removing the `-l` symlink.
 
-use std::ffi::CStr;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use modemd::pty::Pty;
+use modemd::sys::{self, Interest, cvt};
 
 const OK: &[u8] = b"\r\nOK\r\n";
 const ERROR: &[u8] = b"\r\nERROR\r\n";
@@ -170,80 +170,20 @@ impl Modem {
     }
 }
 
-/// Maps a libc `-1` return to the current `errno`.
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
 /// Adds the failing call's name to an error.
 fn ctx(call: &'static str) -> impl FnOnce(io::Error) -> io::Error {
     move |e| io::Error::new(e.kind(), format!("{call}: {e}"))
 }
 
-fn open_master() -> io::Result<OwnedFd> {
-    // SAFETY: posix_openpt takes only flags and returns a new fd or -1.
-    let fd = cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
-        .map_err(ctx("posix_openpt"))?;
-    // SAFETY: fd was just returned by posix_openpt and is owned by nobody else.
-    let master = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: grantpt only inspects the valid master fd.
-    cvt(unsafe { libc::grantpt(master.as_raw_fd()) }).map_err(ctx("grantpt"))?;
-    // SAFETY: unlockpt only inspects the valid master fd.
-    cvt(unsafe { libc::unlockpt(master.as_raw_fd()) }).map_err(ctx("unlockpt"))?;
-    Ok(master)
-}
-
-fn ptsname(fd: RawFd) -> io::Result<String> {
-    let mut buf = [0u8; 128];
-    // SAFETY: buf is writable for buf.len() bytes; ptsname_r writes at most that many.
-    let rc = unsafe { libc::ptsname_r(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    match rc {
-        0 => {}
-        -1 => return Err(ctx("ptsname_r")(io::Error::last_os_error())),
-        e => return Err(ctx("ptsname_r")(io::Error::from_raw_os_error(e))),
-    }
-    let name = CStr::from_bytes_until_nul(&buf)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("ptsname_r: {e}")))?;
-    Ok(name.to_string_lossy().into_owned())
-}
-
-/// Opens the slave once, makes it raw (CLOCAL|CREAD) and closes it again.
-fn configure_slave(path: &str) -> io::Result<()> {
-    let slave = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(path)
-        .map_err(ctx("open slave"))?;
-    let fd = slave.as_raw_fd();
-    let mut t = MaybeUninit::<libc::termios>::uninit();
-    // SAFETY: fd is open and t points to writable storage for a termios.
-    cvt(unsafe { libc::tcgetattr(fd, t.as_mut_ptr()) }).map_err(ctx("tcgetattr"))?;
-    // SAFETY: tcgetattr succeeded, so it fully initialised t.
-    let mut t = unsafe { t.assume_init() };
-    // SAFETY: t is a valid, exclusively borrowed termios.
-    unsafe { libc::cfmakeraw(&mut t) };
-    t.c_cflag |= libc::CLOCAL | libc::CREAD;
-    // SAFETY: fd is open and t is a valid termios.
-    cvt(unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) }).map_err(ctx("tcsetattr"))?;
-    Ok(())
-}
-
-/// Waits up to `timeout` for `events` on the fd; returns revents.
-fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<libc::c_short> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: pfd is a valid pollfd array of length 1 for the call's duration.
-    cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
-    Ok(pfd.revents)
+/// Waits up to `timeout` for `interest` on the fd; returns revents (none on EINTR, so that
+/// the caller looks at `STOP` again).
+fn poll_fd(fd: RawFd, interest: Interest, timeout: Duration) -> io::Result<libc::c_short> {
+    let mut pfd = [sys::pollfd(fd, interest)];
+    // Whole milliseconds, rounded up: woken before the escape's guard time is over, the
+    // loop would only spin until it is.
+    let ms = u64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+    sys::poll_fds(&mut pfd, Some(Duration::from_millis(ms)))?;
+    Ok(pfd[0].revents)
 }
 
 /// Sets O_NONBLOCK on the fd.
@@ -286,11 +226,7 @@ fn write_all(f: &mut File, mut data: &[u8]) -> io::Result<()> {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => data = &data[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match poll_fd(f.as_raw_fd(), libc::POLLOUT, IDLE_POLL) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(ctx("poll")(e)),
-                }
+                poll_fd(f.as_raw_fd(), Interest::Write, IDLE_POLL).map_err(ctx("poll"))?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -313,11 +249,7 @@ fn serve(master: &mut File, modem: &mut Modem) -> io::Result<()> {
             .deadline()
             .map_or(IDLE_POLL, |d| d.saturating_duration_since(Instant::now()))
             .min(IDLE_POLL);
-        let revents = match poll_fd(fd, libc::POLLIN, timeout) {
-            Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ctx("poll")(e)),
-        };
+        let revents = poll_fd(fd, Interest::Read, timeout).map_err(ctx("poll"))?;
         let mut out = Vec::new();
         let mut hangup = false;
         if revents & libc::POLLIN != 0 {
@@ -362,7 +294,7 @@ fn serve(master: &mut File, modem: &mut Modem) -> io::Result<()> {
 }
 
 /// Points `link` at `target`, replacing an existing symlink (but nothing else).
-fn make_link(link: &Path, target: &str) -> io::Result<()> {
+fn make_link(link: &Path, target: &Path) -> io::Result<()> {
     if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
         std::fs::remove_file(link)?;
     }
@@ -370,9 +302,9 @@ fn make_link(link: &Path, target: &str) -> io::Result<()> {
 }
 
 /// Removes our symlink at exit, if it still points at our slave.
-fn remove_link(link: Option<&str>, slave: &str) {
+fn remove_link(link: Option<&str>, slave: &Path) {
     let Some(link) = link else { return };
-    if std::fs::read_link(link).is_ok_and(|t| t == Path::new(slave)) {
+    if std::fs::read_link(link).is_ok_and(|t| t == slave) {
         if let Err(e) = std::fs::remove_file(link) {
             eprintln!("modem-sim: removing {link}: {e}");
         }
@@ -413,11 +345,9 @@ fn main() -> ExitCode {
     };
     let link = m.opt_str("l");
 
-    let setup = open_master().and_then(|master| {
-        let name = ptsname(master.as_raw_fd())?;
-        configure_slave(&name)?;
+    let setup = Pty::open().and_then(|Pty { master, slave }| {
         set_nonblocking(master.as_raw_fd())?;
-        Ok((File::from(master), name))
+        Ok((File::from(master), slave))
     });
     let (mut master, slave) = match setup {
         Ok(v) => v,
@@ -432,18 +362,21 @@ fn main() -> ExitCode {
     }
     if let Some(link) = &link {
         if let Err(e) = make_link(Path::new(link), &slave) {
-            eprintln!("modem-sim: symlink {link} -> {slave}: {e}");
+            eprintln!("modem-sim: symlink {link} -> {}: {e}", slave.display());
             return ExitCode::FAILURE;
         }
     }
     let mut stdout = io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "PTY {slave}").and_then(|()| stdout.flush()) {
+    if let Err(e) = writeln!(stdout, "PTY {}", slave.display()).and_then(|()| stdout.flush()) {
         eprintln!("modem-sim: writing stdout: {e}");
         remove_link(link.as_deref(), &slave);
         return ExitCode::FAILURE;
     }
     drop(stdout);
-    eprintln!("modem-sim: serving {slave} (ident {ident:?}, guard {guard_ms} ms)");
+    eprintln!(
+        "modem-sim: serving {} (ident {ident:?}, guard {guard_ms} ms)",
+        slave.display()
+    );
 
     let mut modem = Modem::new(&ident, Duration::from_millis(guard_ms), Instant::now());
     let result = serve(&mut master, &mut modem);
