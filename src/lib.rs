@@ -15,6 +15,8 @@ pub mod dns;
 pub mod inetd;
 pub mod listener;
 pub mod lock;
+#[cfg(all(target_os = "linux", target_env = "musl"))]
+pub mod musl;
 pub mod passwd;
 pub mod pty;
 pub mod relay;

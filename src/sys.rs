@@ -703,32 +703,3 @@ mod tests {
         assert!(!process_alive(0));
     }
 }
-
-/// Names the calling thread, in place of musl's pthread_setname_np. Why: for a thread other
-/// than the caller, musl's formats a /proc path with snprintf, and that alone links all of
-/// printf into the static binary (13 KiB of the mipsel image). std only ever names the
-/// calling thread, which prctl does alone; a static link takes this definition and never
-/// pulls musl's.
-///
-/// # Safety
-/// `name` must be a NUL-terminated string, as for pthread_setname_np(3).
-#[cfg(all(target_os = "linux", target_env = "musl"))]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_setname_np(
-    thread: libc::pthread_t,
-    name: *const libc::c_char,
-) -> libc::c_int {
-    // SAFETY: pthread_self has no preconditions.
-    if thread != unsafe { libc::pthread_self() } {
-        return libc::ENOTSUP;
-    }
-    // SAFETY: `name` is a C string (the caller's contract); the kernel copies at most 16
-    // bytes of it.
-    if unsafe { libc::prctl(libc::PR_SET_NAME, name) } == 0 {
-        0
-    } else {
-        io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL)
-    }
-}
