@@ -20,6 +20,7 @@ pub mod musl;
 pub mod passwd;
 pub mod pty;
 pub mod relay;
+pub mod resolve;
 pub mod serial;
 pub mod server;
 pub mod session;

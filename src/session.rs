@@ -7,17 +7,17 @@
 //! including a panic.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::acl::{self, Resolver};
+use crate::acl;
 use crate::config::{Entry, Pool};
 use crate::lock::{self, UucpLock};
 use crate::relay::{self, Control, DRAIN, End};
+use crate::resolve::SystemResolver;
 use crate::serial::Line;
 use crate::sys::{self, Interest};
 
@@ -27,82 +27,6 @@ pub struct Context {
     pub lock_dir: PathBuf,
     /// The live sessions, for shutdown.
     pub registry: Registry,
-}
-
-/// How long one DNS lookup of the ACL may take; a slow resolver then refuses name-matched
-/// clients instead of piling up threads.
-const DNS_TIMEOUT: Duration = Duration::from_secs(3);
-/// Most DNS lookups in flight; beyond that a lookup fails at once.
-const MAX_LOOKUPS: usize = 16;
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
-
-/// DNS through the C library (`/etc/hosts`, then DNS), bounded in time: the C calls cannot
-/// be cancelled, so each runs as a job on a worker thread that we stop waiting for after
-/// [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such jobs exist.
-pub struct SystemResolver;
-
-/// One question for a lookup thread.
-enum Query {
-    Reverse(IpAddr),
-    Forward(String),
-}
-
-/// Its answer.
-enum Answer {
-    Name(Option<String>),
-    Addrs(Vec<IpAddr>),
-}
-
-fn ask(query: Query) -> Answer {
-    match query {
-        Query::Reverse(ip) => Answer::Name(sys::reverse_lookup(ip)),
-        Query::Forward(name) => Answer::Addrs(match (name.as_str(), 0).to_socket_addrs() {
-            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-            Err(_) => Vec::new(),
-        }),
-    }
-}
-
-fn bounded(query: Query) -> Option<Answer> {
-    if LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-        crate::warning!("{MAX_LOOKUPS} DNS lookups already in flight; not resolving");
-        return None;
-    }
-    let (promise, outcome) = crate::thread::promise();
-    let job = Box::new(move || {
-        let answer = ask(query);
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-        promise.keep(answer);
-    });
-    if crate::thread::run(c"dns", job).is_err() {
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-        return None;
-    }
-    let answer = outcome.wait(Some(DNS_TIMEOUT));
-    if answer.is_none() {
-        crate::warning!(
-            "DNS lookup gave no answer within {} s; not waiting",
-            DNS_TIMEOUT.as_secs()
-        );
-    }
-    answer
-}
-
-impl Resolver for SystemResolver {
-    fn reverse(&self, ip: IpAddr) -> Option<String> {
-        match bounded(Query::Reverse(ip)) {
-            Some(Answer::Name(name)) => name,
-            _ => None,
-        }
-    }
-
-    fn forward(&self, name: &str) -> Vec<IpAddr> {
-        match bounded(Query::Forward(name.to_owned())) {
-            Some(Answer::Addrs(addrs)) => addrs,
-            _ => Vec::new(),
-        }
-    }
 }
 
 /// How long a client that found no device may take to read the `busy` line before we close.

@@ -4,7 +4,7 @@
 //! Only termios and modem-line ioctls live elsewhere (`serial.rs`), next to the code that
 //! understands them. Nothing here keeps state or decides policy.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -303,38 +303,26 @@ pub fn millis(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_millis()))
 }
 
-/// The name `ip` has: its /etc/hosts line, else its PTR record (through res_query(3)).
-pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
-    if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
-        if let Some(name) = crate::dns::hosts_name(&hosts, ip) {
-            return Some(name);
-        }
-    }
-    let query = CString::new(crate::dns::ptr_query(ip)).ok()?;
-    // A UDP answer without EDNS fits in 512 bytes; a longer one is cut, and then parsed only
-    // as far as it goes.
-    let mut answer = [0u8; 512];
-    // SAFETY: `query` is a NUL-terminated string; `answer` is writable for the length given.
-    let n = unsafe {
-        res_query(
-            query.as_ptr(),
-            C_IN,
-            T_PTR,
-            answer.as_mut_ptr(),
-            answer.len() as libc::c_int,
-        )
-    };
-    let n = usize::try_from(n).ok()?.min(answer.len());
-    crate::dns::ptr_answer(&answer[..n])
+/// `res_query(3)`: asks DNS the question `name` of `class` and `rtype` and puts the answer
+/// in `answer`. Returns the length written (an answer longer than `answer` is cut to it), or
+/// `None` without an answer: res_query gives its reason in `h_errno`, not `errno`, so there
+/// is no `io::Error` to return.
+pub fn res_query(
+    name: &CStr,
+    class: libc::c_int,
+    rtype: libc::c_int,
+    answer: &mut [u8],
+) -> Option<usize> {
+    let len = libc::c_int::try_from(answer.len()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `name` is a NUL-terminated string; `answer` is writable for the length given.
+    let n = unsafe { c_res_query(name.as_ptr(), class, rtype, answer.as_mut_ptr(), len) };
+    Some(usize::try_from(n).ok()?.min(answer.len()))
 }
-
-/// DNS class IN and type PTR, for res_query.
-const C_IN: libc::c_int = 1;
-const T_PTR: libc::c_int = 12;
 
 unsafe extern "C" {
     /// resolv.h; in musl's and (since 2.34) glibc's libc, not in the `libc` crate.
-    fn res_query(
+    #[link_name = "res_query"]
+    fn c_res_query(
         dname: *const libc::c_char,
         class: libc::c_int,
         rtype: libc::c_int,
