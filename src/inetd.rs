@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use crate::acl::{self, HostList};
 use crate::config::{Config, Entry, Listen, Pool, Settings};
-use crate::session::{self, Context, Registry};
+use crate::registry::Registry;
+use crate::session::{self, Context};
 use crate::sys::{self, SignalSet};
 
 /// Which devices the connection may use.

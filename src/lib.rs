@@ -19,6 +19,7 @@ pub mod lock;
 pub mod musl;
 pub mod passwd;
 pub mod pty;
+pub mod registry;
 pub mod relay;
 pub mod resolve;
 pub mod serial;

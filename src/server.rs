@@ -16,7 +16,8 @@ use std::time::Duration;
 use crate::config::{self, Config, Listen};
 use crate::daemon::{self, PidError, PidFile};
 use crate::listener::{Acceptor, Bound};
-use crate::session::{Context, Registry};
+use crate::registry::Registry;
+use crate::session::Context;
 use crate::sys::{self, Identity, SignalSet};
 
 /// How long SIGTERM waits for sessions to hang up and unlock.

@@ -10,12 +10,13 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acl;
 use crate::config::{Entry, Pool};
 use crate::lock::{self, UucpLock};
+use crate::registry::Registry;
 use crate::relay::{self, Control, DRAIN, End};
 use crate::resolve::SystemResolver;
 use crate::serial::Line;
@@ -174,77 +175,5 @@ fn refuse_busy(client: &TcpStream, peer: SocketAddr, listen: &crate::config::Lis
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-    }
-}
-
-/// The live sessions, so that SIGTERM can end them all and wait for their clean-up.
-#[derive(Default)]
-pub struct Registry {
-    state: Mutex<RegistryState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct RegistryState {
-    next: u64,
-    live: Vec<(u64, Arc<Control>)>,
-    closing: bool,
-}
-
-/// A session's place in the registry; dropping it leaves.
-pub struct Ticket<'r> {
-    registry: &'r Registry,
-    id: u64,
-}
-
-impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Registers a session; `None` once the daemon is shutting down.
-    pub fn enter(&self, ctl: Arc<Control>) -> Option<Ticket<'_>> {
-        let mut s = self.lock();
-        if s.closing {
-            return None;
-        }
-        s.next += 1;
-        let id = s.next;
-        s.live.push((id, ctl));
-        Some(Ticket { registry: self, id })
-    }
-
-    /// Ends every live session and refuses new ones.
-    pub fn stop_all(&self) {
-        let mut s = self.lock();
-        s.closing = true;
-        for (_, ctl) in &s.live {
-            ctl.stop(End::Shutdown);
-        }
-    }
-
-    /// Waits until no session is live, at most `limit`; returns how many are left.
-    pub fn wait_empty(&self, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        let mut s = self.lock();
-        while !s.live.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            s = match self.changed.wait_timeout(s, left) {
-                Ok((guard, _)) => guard,
-                Err(p) => p.into_inner().0,
-            };
-        }
-        s.live.len()
-    }
-}
-
-impl Drop for Ticket<'_> {
-    fn drop(&mut self) {
-        let mut s = self.registry.lock();
-        s.live.retain(|(id, _)| *id != self.id);
-        self.registry.changed.notify_all();
     }
 }
