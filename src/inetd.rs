@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::acl::{self, HostList};
 use crate::config::{Config, Entry, Listen, Pool, Settings};
+use crate::listener;
 use crate::registry::Registry;
 use crate::session::{self, Context};
 use crate::sys::{self, SignalSet};
@@ -135,7 +136,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
         .map_err(setup("start the signal thread"))?;
     }
     let peer = client.peer_addr().map_err(setup("read the peer address"))?;
-    if let Err(e) = session::tune_socket(client.as_fd()) {
+    if let Err(e) = listener::tune_socket(client.as_fd()) {
         crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
     }
     session::serve(client, peer, &pool, &ctx);

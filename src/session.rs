@@ -6,9 +6,9 @@
 //! is hung up and closed before the lock is removed, and both happen on every way out,
 //! including a panic.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,27 +111,6 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         ms / 1000,
         ms % 1000,
     );
-}
-
-/// A client that vanishes without a FIN or RST (unplugged, NAT state lost) frees its modem
-/// within about a minute: keepalive probes after 30 s of silence, every 10 s, 3 of them; and
-/// data we sent that stays unacknowledged for 60 s ends the connection too (keepalive alone
-/// does not probe while data is in flight).
-pub(crate) const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
-    (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
-    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
-    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
-    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000),
-];
-
-/// Sets `TCP_NODELAY` (an AT dialogue is one small write after another) and [`KEEPALIVE`] on
-/// a client connection, or on a listener, whose accepted connections inherit them on Linux.
-pub fn tune_socket(socket: BorrowedFd<'_>) -> io::Result<()> {
-    sys::setsockopt_int(socket, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
-    KEEPALIVE
-        .iter()
-        .try_for_each(|&(level, name, value)| sys::setsockopt_int(socket, level, name, value))
 }
 
 /// The first admitted device that is free, locked and open.

@@ -372,42 +372,33 @@ pub fn service_port(name: &str) -> Option<u16> {
     Some(u16::from_be(port as u16))
 }
 
-/// A TCP listener on `addr`, with `setup` applied to the socket between `bind` and `listen`,
-/// so that even the first connection inherits what it sets (std's `TcpListener::bind` does
-/// both at once). `dual_stack`: an IPv6 socket also takes IPv4 (`IPV6_V6ONLY` off, whatever
-/// the system default). `SO_REUSEADDR`, as std sets it: rebinding right after a restart must
-/// not wait out TIME_WAIT.
-pub fn tcp_listener(
-    addr: SocketAddr,
-    dual_stack: bool,
-    setup: impl FnOnce(BorrowedFd<'_>),
-) -> io::Result<std::net::TcpListener> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+/// A new socket of `family` and `ty` (`SOCK_CLOEXEC` is always added), protocol 0.
+pub fn socket(family: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket takes no pointers.
-    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = cvt(unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: socket just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    if dual_stack && family == libc::AF_INET6 {
-        setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
-    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `socket` to `addr`.
+pub fn bind(socket: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
     let (sa, len) = sockaddr_of(addr);
     // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call.
     cvt(unsafe {
         libc::bind(
-            fd.as_raw_fd(),
+            socket.as_raw_fd(),
             (&sa as *const libc::sockaddr_storage).cast(),
             len,
         )
     })?;
-    setup(fd.as_fd());
+    Ok(())
+}
+
+/// Makes `socket` listen, with room for `backlog` connections not yet accepted.
+pub fn listen(socket: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: listen takes no pointers.
-    cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
-    Ok(std::net::TcpListener::from(fd))
+    cvt(unsafe { libc::listen(socket.as_raw_fd(), backlog) })?;
+    Ok(())
 }
 
 /// Sets an integer socket option.
