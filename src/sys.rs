@@ -442,22 +442,8 @@ pub fn getsockopt_int(
     Ok(value)
 }
 
-/// The write end of the start-up pipe of a daemon that just detached: the waiting parent
-/// exits 0 when told the daemon is up, or prints the error and exits 1.
-pub struct Detached(OwnedFd);
-
-impl Detached {
-    /// Reports how start-up ended; consumes the pipe.
-    pub fn report(self, result: Result<(), String>) {
-        let msg = match result {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!("error: {e}"),
-        };
-        let _ = write(self.0.as_fd(), msg.as_bytes());
-    }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pipe (`pipe2` with `O_CLOEXEC`): its read end, then its write end.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -465,59 +451,40 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Detaches from the terminal the classic way: fork, `setsid`, fork again (so the daemon can
-/// never reacquire a controlling tty), `chdir /`, stdio to `/dev/null`. The original process
-/// stays until the daemon reports through the returned [`Detached`], so that the exit status
-/// of `modemd` says whether the daemon really started. Call it before starting any thread.
-pub fn daemonize() -> io::Result<Detached> {
-    let (rx, tx) = pipe()?;
-    // SAFETY: fork has no pointer arguments; no other thread exists (caller's contract).
-    if cvt(unsafe { libc::fork() })? != 0 {
-        drop(tx);
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n) = retry(|| read(rx.as_fd(), &mut buf)) {
-            if n == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buf[..n]);
-        }
-        let code = match answer.as_slice() {
-            b"ok" => 0,
-            [] => {
-                eprintln!("modemd: the daemon exited during start-up");
-                1
-            }
-            msg => {
-                eprintln!("modemd: {}", String::from_utf8_lossy(msg));
-                1
-            }
-        };
-        // SAFETY: _exit ends the waiting parent without running destructors that now belong
-        // to the daemon (pid file guard, listeners).
-        unsafe { libc::_exit(code) };
-    }
-    drop(rx);
-    // SAFETY: setsid takes no arguments.
-    cvt(unsafe { libc::setsid() })?;
-    // SAFETY: as for the first fork.
-    if cvt(unsafe { libc::fork() })? != 0 {
-        // SAFETY: the middle process only existed to give up session leadership.
-        unsafe { libc::_exit(0) };
-    }
-    std::env::set_current_dir("/")?;
-    null_stdio(0)?;
-    Ok(Detached(tx))
+/// `fork(2)`: the child's PID in the parent, 0 in the child.
+///
+/// # Safety
+/// No other thread may exist: the child would inherit locks that their owners, left behind
+/// in the parent, never release.
+pub unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: fork has no pointer arguments; the single thread is the caller's contract.
+    cvt(unsafe { libc::fork() })
 }
 
-/// Points the standard descriptors from `first` to 2 at `/dev/null`.
-pub fn null_stdio(first: RawFd) -> io::Result<()> {
-    let null = open(Path::new("/dev/null"), libc::O_RDWR, 0)?;
-    for target in first..3 {
-        // SAFETY: dup2 onto a standard descriptor, which this process owns.
-        cvt(unsafe { libc::dup2(null.as_raw_fd(), target) })?;
-    }
+/// `setsid(2)`: a new session, without a controlling terminal, led by this process.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments.
+    cvt(unsafe { libc::setsid() })?;
     Ok(())
+}
+
+/// `dup2(2)`: makes descriptor `target` a copy of `fd`, closing what `target` was.
+///
+/// # Safety
+/// Nothing in this process may own `target` (an `OwnedFd`, a `File`, a socket): it would
+/// then own the copy instead. The standard descriptors 0 to 2 qualify unless one was taken
+/// over with `from_raw_fd`.
+pub unsafe fn dup2(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: `fd` is open for the call; that nothing owns `target` is the caller's contract.
+    cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
+    Ok(())
+}
+
+/// `_exit(2)`: ends the process at once with `code`, running no destructor, no atexit
+/// handler and no stdio flush.
+pub fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: _exit takes an integer and does not return; skipping destructors is sound.
+    unsafe { libc::_exit(code) }
 }
 
 /// Whether descriptor 0 is a connected TCP socket, as inetd hands a server.
@@ -546,75 +513,40 @@ pub fn stdin_is_tcp() -> bool {
     r == 0 && matches!(ss.ss_family as libc::c_int, libc::AF_INET | libc::AF_INET6)
 }
 
-/// A user (and group) to run as, looked up once at start-up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// User ID.
-    pub uid: libc::uid_t,
-    /// Group ID: the named group, or the user's primary group.
-    pub gid: libc::gid_t,
-    /// Every group to be in: `gid`, then the user's supplementary groups.
-    pub groups: Vec<libc::gid_t>,
-}
-
-/// Looks up `user` and optionally `group` in /etc/passwd and /etc/group.
-pub fn lookup_identity(user: &str, group: Option<&str>) -> io::Result<Identity> {
-    let not_found = |what: &str, name: &str| {
-        io::Error::new(io::ErrorKind::NotFound, format!("no such {what} '{name}'"))
-    };
-    let read = |path: &str| {
-        std::fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
-    };
-    let passwd = read("/etc/passwd")?;
-    let groups = read("/etc/group")?;
-    let (uid, primary) =
-        crate::passwd::user(&passwd, user).ok_or_else(|| not_found("user", user))?;
-    let gid = match group {
-        Some(g) => crate::passwd::group(&groups, g).ok_or_else(|| not_found("group", g))?,
-        None => primary,
-    };
-    Ok(Identity {
-        uid,
-        gid,
-        groups: crate::passwd::memberships(&groups, user, gid),
-    })
-}
-
-/// Becomes `id` for good: supplementary groups, then group, then user, then checks that root
-/// cannot be regained. Call it before starting any thread.
-pub fn become_user(id: &Identity) -> io::Result<()> {
-    // SAFETY: `id.groups` is a valid array of the length passed; the others take plain
-    // integers.
-    unsafe {
-        cvt(libc::setgroups(id.groups.len(), id.groups.as_ptr()))?;
-        cvt(libc::setgid(id.gid))?;
-        cvt(libc::setuid(id.uid))?;
-    }
-    // SAFETY: setuid/getuid take plain integers.
-    let regained = id.uid != 0 && unsafe { libc::setuid(0) } == 0;
-    if regained {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "root privileges could be regained after setuid",
-        ));
-    }
+/// `setgroups(2)`: the supplementary groups of this process (only as root).
+pub fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: `groups` is a valid array of the length passed.
+    cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
     Ok(())
 }
 
-/// The signals the daemon handles in its main thread.
+/// `setgid(2)`.
+pub fn setgid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: setgid takes a plain integer.
+    cvt(unsafe { libc::setgid(gid) })?;
+    Ok(())
+}
+
+/// `setuid(2)`.
+pub fn setuid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: setuid takes a plain integer.
+    cvt(unsafe { libc::setuid(uid) })?;
+    Ok(())
+}
+
+/// A set of signals, to block and then wait for (`sigwait`).
 pub struct SignalSet(libc::sigset_t);
 
 impl SignalSet {
-    /// SIGHUP, SIGINT and SIGTERM.
-    pub fn daemon() -> Self {
+    /// The set of `signals`.
+    pub fn new(signals: &[libc::c_int]) -> Self {
         // SAFETY: sigset_t is plain old data; sigemptyset initialises it before use.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGHUP);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+        // SAFETY: `set` is a valid sigset_t.
+        unsafe { libc::sigemptyset(&mut set) };
+        for &sig in signals {
+            // SAFETY: `set` is a valid, initialised sigset_t; an invalid number only fails.
+            unsafe { libc::sigaddset(&mut set, sig) };
         }
         SignalSet(set)
     }
