@@ -2,7 +2,11 @@
 //! `io::Result`, so the rest of the daemon never sees `-1` or `errno`.
 //!
 //! Only termios and modem-line ioctls live elsewhere (`serial.rs`), next to the code that
-//! understands them. Nothing here keeps state or decides policy.
+//! understands them. A wrapper takes its arguments from the caller and returns what the
+//! call gave: nothing here names a file, picks an option value or an order of calls, prints,
+//! or decides to exit (`exit_now` ends the process only when `main` says so). Those
+//! decisions live with their callers: `daemon.rs` (detaching, identity, signals),
+//! `listener.rs` (socket options), `resolve.rs` (lookup order).
 
 use std::ffi::{CStr, CString};
 use std::io;
