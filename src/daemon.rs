@@ -1,12 +1,21 @@
 //! The parts of being a Unix daemon that are not about serving clients: the pid file (and
-//! refusing to start twice) and the `-u USER[:GROUP]` identity.
+//! refusing to start twice), the `-u USER[:GROUP]` identity (looked up in `/etc/passwd` and
+//! `/etc/group`, then taken on), the signals it handles, and detaching from the terminal.
+//!
+//! It decides no exit code and never ends the process: detaching hands the processes it
+//! leaves behind an [`Outcome`] that `main` prints and exits with.
 
 use std::fmt;
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use crate::sys::{self, Identity};
+use crate::sys;
+
+/// The signals the daemon (and an inetd session) takes in `sigwait`: SIGHUP reloads,
+/// SIGINT and SIGTERM stop.
+pub const SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
 
 /// Why the pid file stops start-up.
 #[derive(Debug)]
@@ -108,10 +117,200 @@ impl Drop for PidFile {
     }
 }
 
+/// A user (and group) to run as, looked up once at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User ID.
+    pub uid: libc::uid_t,
+    /// Group ID: the named group, or the user's primary group.
+    pub gid: libc::gid_t,
+    /// Every group to be in: `gid`, then the user's supplementary groups.
+    pub groups: Vec<libc::gid_t>,
+}
+
 /// Parses and looks up `USER[:GROUP]`.
 pub fn identity(spec: &str) -> io::Result<Identity> {
     match spec.split_once(':') {
-        Some((user, group)) => sys::lookup_identity(user, Some(group)),
-        None => sys::lookup_identity(spec, None),
+        Some((user, group)) => lookup_identity(user, Some(group)),
+        None => lookup_identity(spec, None),
+    }
+}
+
+/// Looks up `user` and optionally `group` in /etc/passwd and /etc/group.
+fn lookup_identity(user: &str, group: Option<&str>) -> io::Result<Identity> {
+    let not_found = |what: &str, name: &str| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no such {what} '{name}'"))
+    };
+    let read = |path: &str| {
+        std::fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+    };
+    let passwd = read("/etc/passwd")?;
+    let groups = read("/etc/group")?;
+    let (uid, primary) =
+        crate::passwd::user(&passwd, user).ok_or_else(|| not_found("user", user))?;
+    let gid = match group {
+        Some(g) => crate::passwd::group(&groups, g).ok_or_else(|| not_found("group", g))?,
+        None => primary,
+    };
+    Ok(Identity {
+        uid,
+        gid,
+        groups: crate::passwd::memberships(&groups, user, gid),
+    })
+}
+
+/// Becomes `id` for good: supplementary groups, then group, then user, then checks that root
+/// cannot be regained. Call it before starting any thread.
+pub fn become_user(id: &Identity) -> io::Result<()> {
+    sys::setgroups(&id.groups)?;
+    sys::setgid(id.gid)?;
+    sys::setuid(id.uid)?;
+    let regained = id.uid != 0 && sys::setuid(0).is_ok();
+    if regained {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "root privileges could be regained after setuid",
+        ));
+    }
+    Ok(())
+}
+
+/// What [`daemonize`] made of this process.
+pub enum Detach {
+    /// A process left behind, which must end now with this outcome: the original one once
+    /// the daemon reported (or died), or the middle one of the double fork.
+    Exit(Outcome),
+    /// The daemon: it reports how start-up ended through the [`Detached`].
+    Daemon(Detached),
+}
+
+/// How a process that [`daemonize`] left behind ends.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Its exit status: 0 when the daemon is up.
+    pub code: u8,
+    /// What it prints on stderr first, after `modemd: `.
+    pub message: Option<String>,
+}
+
+/// The write end of the start-up pipe of a daemon that just detached: the waiting parent
+/// exits 0 when told the daemon is up, or prints the error and exits 1.
+pub struct Detached(OwnedFd);
+
+impl Detached {
+    /// Reports how start-up ended; consumes the pipe.
+    pub fn report(self, result: Result<(), String>) {
+        let msg = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        let _ = sys::write(self.0.as_fd(), msg.as_bytes());
+    }
+}
+
+/// Detaches from the terminal the classic way: fork, `setsid`, fork again (so the daemon can
+/// never reacquire a controlling tty), `chdir /`, stdio to `/dev/null`. The original process
+/// stays until the daemon reports through its [`Detached`], so that the exit status of
+/// `modemd` says whether the daemon really started. Call it before starting any thread.
+///
+/// The two processes left behind get [`Detach::Exit`] and must return straight to `main`,
+/// which ends them with `sys::exit_now` (`_exit`), as this function did itself before: what
+/// they hold was copied by fork and belongs to the daemon now, so nothing may run in them
+/// that acts for it (removing the pid file or locks, atexit handlers, a stdio flush). So the
+/// caller makes no guard before this call (the pid file is written after it), and on the
+/// way back drops only copies of descriptors, which closes nothing the daemon uses.
+pub fn daemonize() -> io::Result<Detach> {
+    let (rx, tx) = sys::pipe()?;
+    // SAFETY: no other thread exists (this function's contract).
+    if unsafe { sys::fork() }? != 0 {
+        drop(tx);
+        return Ok(Detach::Exit(wait_for_report(rx)));
+    }
+    drop(rx);
+    sys::setsid()?;
+    // SAFETY: as for the first fork: still the only thread.
+    if unsafe { sys::fork() }? != 0 {
+        // The middle process only existed to give up session leadership.
+        return Ok(Detach::Exit(Outcome {
+            code: 0,
+            message: None,
+        }));
+    }
+    std::env::set_current_dir("/")?;
+    null_stdio(0)?;
+    Ok(Detach::Daemon(Detached(tx)))
+}
+
+/// Reads the daemon's report until the pipe closes.
+fn wait_for_report(rx: OwnedFd) -> Outcome {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sys::retry(|| sys::read(rx.as_fd(), &mut buf)) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    outcome(&answer)
+}
+
+/// What the waiting parent makes of the daemon's report (see [`Detached::report`]).
+fn outcome(answer: &[u8]) -> Outcome {
+    let failed = |message: String| Outcome {
+        code: 1,
+        message: Some(message),
+    };
+    match answer {
+        b"ok" => Outcome {
+            code: 0,
+            message: None,
+        },
+        [] => failed("the daemon exited during start-up".to_owned()),
+        msg => failed(String::from_utf8_lossy(msg).into_owned()),
+    }
+}
+
+/// Points the standard descriptors from `first` to 2 at `/dev/null`.
+pub fn null_stdio(first: RawFd) -> io::Result<()> {
+    let null = sys::open(Path::new("/dev/null"), libc::O_RDWR, 0)?;
+    for target in first..3 {
+        // SAFETY: `target` is a standard descriptor, and the callers own none of those from
+        // `first` on (inetd's connection on 0 is kept: there `first` is 1).
+        unsafe { sys::dup2(null.as_fd(), target) }?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_exits_0_on_ok_and_1_with_the_reason_otherwise() {
+        assert_eq!(
+            outcome(b"ok"),
+            Outcome {
+                code: 0,
+                message: None
+            }
+        );
+        let failed = |m: &str| Outcome {
+            code: 1,
+            message: Some(m.to_owned()),
+        };
+        assert_eq!(outcome(b""), failed("the daemon exited during start-up"));
+        assert_eq!(
+            outcome(b"error: cannot listen on 1: x"),
+            failed("error: cannot listen on 1: x")
+        );
+    }
+
+    #[test]
+    fn unknown_user_and_group_are_named() {
+        let e = identity("no-such-user-modemd").unwrap_err();
+        assert_eq!(e.to_string(), "no such user 'no-such-user-modemd'");
+        let e = identity("root:no-such-group-modemd").unwrap_err();
+        assert_eq!(e.to_string(), "no such group 'no-such-group-modemd'");
+        assert_eq!(identity("root").expect("root").uid, 0);
     }
 }

@@ -15,8 +15,11 @@ use std::sync::Arc;
 
 use crate::acl::{self, HostList};
 use crate::config::{Config, Entry, Listen, Pool, Settings};
-use crate::session::{self, Context, Registry};
-use crate::sys::{self, SignalSet};
+use crate::daemon;
+use crate::listener;
+use crate::registry::Registry;
+use crate::session::{self, Context};
+use crate::sys::SignalSet;
 
 /// Which devices the connection may use.
 pub enum Source {
@@ -91,7 +94,7 @@ fn pool_for(config: Config, local: SocketAddr) -> Option<Pool> {
 
 /// Serves the connection on descriptor 0 until its session ends.
 pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
-    let signals = SignalSet::daemon();
+    let signals = SignalSet::new(&daemon::SIGNALS);
     signals.block().map_err(setup("block signals"))?;
     // SAFETY: inetd passes the accepted connection as descriptor 0 and nothing else in this
     // process uses descriptor 0; from here on the stream owns it.
@@ -99,7 +102,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
     // inetd also puts the connection on 1 and 2. Those copies would keep it open after the
     // session closes it (the client would never see the hang-up), and anything written to
     // stderr would go to the client.
-    sys::null_stdio(1).map_err(setup("redirect stdout and stderr"))?;
+    daemon::null_stdio(1).map_err(setup("redirect stdout and stderr"))?;
     let local = client
         .local_addr()
         .map_err(setup("read the local address"))?;
@@ -134,7 +137,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
         .map_err(setup("start the signal thread"))?;
     }
     let peer = client.peer_addr().map_err(setup("read the peer address"))?;
-    if let Err(e) = session::tune_socket(client.as_fd()) {
+    if let Err(e) = listener::tune_socket(client.as_fd()) {
         crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
     }
     session::serve(client, peer, &pool, &ctx);

@@ -15,9 +15,13 @@ pub mod dns;
 pub mod inetd;
 pub mod listener;
 pub mod lock;
+#[cfg(all(target_os = "linux", target_env = "musl"))]
+pub mod musl;
 pub mod passwd;
 pub mod pty;
+pub mod registry;
 pub mod relay;
+pub mod resolve;
 pub mod serial;
 pub mod server;
 pub mod session;

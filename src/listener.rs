@@ -1,4 +1,7 @@
-//! The listening sockets and the one thread that accepts on all of them.
+//! The listening sockets and the one thread that accepts on all of them; how a TCP socket is
+//! built (`SO_REUSEADDR`, dual stack, options set before `listen`) and tuned (`TCP_NODELAY`,
+//! keepalive), for the listeners here and for inetd's connection. It never serves a client
+//! itself: an accepted one goes to its own session thread.
 //!
 //! One thread polls every listener and an eventfd: a thread per port would cost a router
 //! serving 32 ports a quarter of a megabyte of stacks to wait. A reload adds, removes or
@@ -8,7 +11,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -51,22 +54,69 @@ pub fn bind(listen: Listen) -> io::Result<TcpListener> {
     // Options are set in order: one the kernel lacks (TCP_USER_TIMEOUT, last, before Linux
     // 2.6.37) leaves the others in place, and costs no port.
     let tune = |fd: BorrowedFd<'_>| {
-        if let Err(e) = session::tune_socket(fd) {
+        if let Err(e) = tune_socket(fd) {
             crate::warning!("{listen}: cannot set TCP_NODELAY/keepalive: {e}");
         }
     };
     match listen {
-        Listen::Addr(addr) => sys::tcp_listener(addr, false, tune),
+        Listen::Addr(addr) => tcp_listener(addr, false, tune),
         Listen::Port(port) => {
             let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
-            sys::tcp_listener(any6, true, tune).or_else(|e| match e.raw_os_error() {
+            tcp_listener(any6, true, tune).or_else(|e| match e.raw_os_error() {
                 Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
-                    sys::tcp_listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), false, tune)
+                    tcp_listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), false, tune)
                 }
                 _ => Err(e),
             })
         }
     }
+}
+
+/// A TCP listener on `addr`, with `setup` applied to the socket between `bind` and `listen`,
+/// so that even the first connection inherits what it sets (std's `TcpListener::bind` does
+/// both at once). `dual_stack`: an IPv6 socket also takes IPv4 (`IPV6_V6ONLY` off, whatever
+/// the system default). `SO_REUSEADDR`, as std sets it: rebinding right after a restart must
+/// not wait out TIME_WAIT.
+fn tcp_listener(
+    addr: SocketAddr,
+    dual_stack: bool,
+    setup: impl FnOnce(BorrowedFd<'_>),
+) -> io::Result<TcpListener> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let fd = sys::socket(family, libc::SOCK_STREAM)?;
+    sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if dual_stack && family == libc::AF_INET6 {
+        sys::setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+    }
+    sys::bind(fd.as_fd(), addr)?;
+    setup(fd.as_fd());
+    sys::listen(fd.as_fd(), 128)?;
+    Ok(TcpListener::from(fd))
+}
+
+/// A client that vanishes without a FIN or RST (unplugged, NAT state lost) frees its modem
+/// within about a minute: keepalive probes after 30 s of silence, every 10 s, 3 of them; and
+/// data we sent that stays unacknowledged for 60 s ends the connection too (keepalive alone
+/// does not probe while data is in flight).
+pub(crate) const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000),
+];
+
+/// Sets `TCP_NODELAY` (an AT dialogue is one small write after another) and [`KEEPALIVE`] on
+/// a client connection, or on a listener, whose accepted connections inherit them on Linux.
+pub fn tune_socket(socket: BorrowedFd<'_>) -> io::Result<()> {
+    sys::setsockopt_int(socket, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    KEEPALIVE
+        .iter()
+        .try_for_each(|&(level, name, value)| sys::setsockopt_int(socket, level, name, value))
 }
 
 /// A bound socket, before the accept thread polls it.
@@ -411,7 +461,6 @@ mod tests {
     use super::*;
     use crate::config::Pool;
     use std::net::TcpStream;
-    use std::os::fd::AsFd;
 
     /// The session relies on accepted connections inheriting the listener's TCP_NODELAY and
     /// keepalive settings instead of setting them per client.
@@ -430,8 +479,23 @@ mod tests {
         let (accepted, _) = bound.socket.accept().expect("accept");
         let get = |level, name| sys::getsockopt_int(accepted.as_fd(), level, name).expect("get");
         assert_ne!(get(libc::IPPROTO_TCP, libc::TCP_NODELAY), 0, "TCP_NODELAY");
-        for &(level, name, value) in &session::KEEPALIVE {
+        for &(level, name, value) in &KEEPALIVE {
             assert_eq!(get(level, name), value, "option {level}/{name}");
         }
+    }
+
+    /// SO_REUSEADDR is set, and `setup` runs on a bound socket that does not listen yet.
+    #[test]
+    fn tcp_listener_reuses_the_address_and_sets_up_before_listen() {
+        let mut listening_at_setup = None;
+        let socket = tcp_listener(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), false, |fd| {
+            let get = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN);
+            listening_at_setup = Some(get.expect("SO_ACCEPTCONN"));
+        })
+        .expect("listen");
+        assert_eq!(listening_at_setup, Some(0));
+        let get = |name| sys::getsockopt_int(socket.as_fd(), libc::SOL_SOCKET, name).expect(".");
+        assert_ne!(get(libc::SO_ACCEPTCONN), 0, "listening");
+        assert_ne!(get(libc::SO_REUSEADDR), 0, "SO_REUSEADDR");
     }
 }

@@ -167,7 +167,16 @@ fn main() -> ExitCode {
         user,
     };
     match server::run(config, opts) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(server::Ended::Stopped) => ExitCode::SUCCESS,
+        Ok(server::Ended::Detached(outcome)) => {
+            if let Some(msg) = &outcome.message {
+                eprintln!("modemd: {msg}");
+            }
+            // _exit, not a return: this is the process that waited for the daemon (or the
+            // middle one of the double fork), and what it holds belongs to the daemon now;
+            // a normal exit would run atexit handlers and flush stdio on its behalf.
+            sys::exit_now(outcome.code.into())
+        }
         Err(e) => {
             modemd::error!("{e}");
             ExitCode::FAILURE

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, Config, Listen};
-use crate::daemon::{self, PidError, PidFile};
+use crate::daemon::{self, Detach, Identity, Outcome, PidError, PidFile};
 use crate::listener::{Acceptor, Bound};
-use crate::session::{Context, Registry};
-use crate::sys::{self, Identity, SignalSet};
+use crate::registry::Registry;
+use crate::session::Context;
+use crate::sys::{self, SignalSet};
 
 /// How long SIGTERM waits for sessions to hang up and unlock.
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(1500);
@@ -139,16 +140,25 @@ fn start(
         None => None,
     };
     if let Some(id) = &opts.user {
-        sys::become_user(id).map_err(setup("drop privileges"))?;
+        daemon::become_user(id).map_err(setup("drop privileges"))?;
         crate::info!("running as uid {} gid {}", id.uid, id.gid);
     }
     let acceptor = Acceptor::start(bound, ctx).map_err(setup("start the accept thread"))?;
     Ok((pid_file, acceptor))
 }
 
+/// How [`run`] ended without an error.
+pub enum Ended {
+    /// SIGTERM or SIGINT: the daemon shut down.
+    Stopped,
+    /// This process is one that detaching left behind: `main` must end it at once with this
+    /// outcome (see [`daemon::daemonize`]).
+    Detached(Outcome),
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(config: Config, opts: Options) -> Result<(), Error> {
-    let signals = SignalSet::daemon();
+pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
+    let signals = SignalSet::new(&daemon::SIGNALS);
     // Before any thread exists, so that every thread inherits the mask.
     signals.block().map_err(setup("block signals"))?;
     if let Some(path) = &opts.pid_file {
@@ -156,9 +166,14 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
     }
     let bound = bind_all(config)?;
     let detached = if opts.daemon {
-        let d = sys::daemonize().map_err(setup("become a daemon"))?;
-        crate::log::use_syslog();
-        Some(d)
+        match daemon::daemonize().map_err(setup("become a daemon"))? {
+            // Straight back to main: nothing here may act for the daemon.
+            Detach::Exit(outcome) => return Ok(Ended::Detached(outcome)),
+            Detach::Daemon(d) => {
+                crate::log::use_syslog();
+                Some(d)
+            }
+        }
     } else {
         None
     };
@@ -192,7 +207,7 @@ pub fn run(config: Config, opts: Options) -> Result<(), Error> {
     }
     crate::lock::remove_template();
     drop(pid_file);
-    Ok(())
+    Ok(Ended::Stopped)
 }
 
 /// Applies the config file anew; on any error the running config stays.

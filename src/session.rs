@@ -6,18 +6,19 @@
 //! is hung up and closed before the lock is removed, and both happen on every way out,
 //! including a panic.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::acl::{self, Resolver};
+use crate::acl;
 use crate::config::{Entry, Pool};
 use crate::lock::{self, UucpLock};
+use crate::registry::Registry;
 use crate::relay::{self, Control, DRAIN, End};
+use crate::resolve::SystemResolver;
 use crate::serial::Line;
 use crate::sys::{self, Interest};
 
@@ -27,82 +28,6 @@ pub struct Context {
     pub lock_dir: PathBuf,
     /// The live sessions, for shutdown.
     pub registry: Registry,
-}
-
-/// How long one DNS lookup of the ACL may take; a slow resolver then refuses name-matched
-/// clients instead of piling up threads.
-const DNS_TIMEOUT: Duration = Duration::from_secs(3);
-/// Most DNS lookups in flight; beyond that a lookup fails at once.
-const MAX_LOOKUPS: usize = 16;
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
-
-/// DNS through the C library (`/etc/hosts`, then DNS), bounded in time: the C calls cannot
-/// be cancelled, so each runs as a job on a worker thread that we stop waiting for after
-/// [`DNS_TIMEOUT`]; [`MAX_LOOKUPS`] caps how many such jobs exist.
-pub struct SystemResolver;
-
-/// One question for a lookup thread.
-enum Query {
-    Reverse(IpAddr),
-    Forward(String),
-}
-
-/// Its answer.
-enum Answer {
-    Name(Option<String>),
-    Addrs(Vec<IpAddr>),
-}
-
-fn ask(query: Query) -> Answer {
-    match query {
-        Query::Reverse(ip) => Answer::Name(sys::reverse_lookup(ip)),
-        Query::Forward(name) => Answer::Addrs(match (name.as_str(), 0).to_socket_addrs() {
-            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-            Err(_) => Vec::new(),
-        }),
-    }
-}
-
-fn bounded(query: Query) -> Option<Answer> {
-    if LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-        crate::warning!("{MAX_LOOKUPS} DNS lookups already in flight; not resolving");
-        return None;
-    }
-    let (promise, outcome) = crate::thread::promise();
-    let job = Box::new(move || {
-        let answer = ask(query);
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-        promise.keep(answer);
-    });
-    if crate::thread::run(c"dns", job).is_err() {
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-        return None;
-    }
-    let answer = outcome.wait(Some(DNS_TIMEOUT));
-    if answer.is_none() {
-        crate::warning!(
-            "DNS lookup gave no answer within {} s; not waiting",
-            DNS_TIMEOUT.as_secs()
-        );
-    }
-    answer
-}
-
-impl Resolver for SystemResolver {
-    fn reverse(&self, ip: IpAddr) -> Option<String> {
-        match bounded(Query::Reverse(ip)) {
-            Some(Answer::Name(name)) => name,
-            _ => None,
-        }
-    }
-
-    fn forward(&self, name: &str) -> Vec<IpAddr> {
-        match bounded(Query::Forward(name.to_owned())) {
-            Some(Answer::Addrs(addrs)) => addrs,
-            _ => Vec::new(),
-        }
-    }
 }
 
 /// How long a client that found no device may take to read the `busy` line before we close.
@@ -188,27 +113,6 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     );
 }
 
-/// A client that vanishes without a FIN or RST (unplugged, NAT state lost) frees its modem
-/// within about a minute: keepalive probes after 30 s of silence, every 10 s, 3 of them; and
-/// data we sent that stays unacknowledged for 60 s ends the connection too (keepalive alone
-/// does not probe while data is in flight).
-pub(crate) const KEEPALIVE: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
-    (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30),
-    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
-    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
-    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000),
-];
-
-/// Sets `TCP_NODELAY` (an AT dialogue is one small write after another) and [`KEEPALIVE`] on
-/// a client connection, or on a listener, whose accepted connections inherit them on Linux.
-pub fn tune_socket(socket: BorrowedFd<'_>) -> io::Result<()> {
-    sys::setsockopt_int(socket, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
-    KEEPALIVE
-        .iter()
-        .try_for_each(|&(level, name, value)| sys::setsockopt_int(socket, level, name, value))
-}
-
 /// The first admitted device that is free, locked and open.
 fn claim<'p>(
     admitted: &[&'p Entry],
@@ -250,77 +154,5 @@ fn refuse_busy(client: &TcpStream, peer: SocketAddr, listen: &crate::config::Lis
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-    }
-}
-
-/// The live sessions, so that SIGTERM can end them all and wait for their clean-up.
-#[derive(Default)]
-pub struct Registry {
-    state: Mutex<RegistryState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct RegistryState {
-    next: u64,
-    live: Vec<(u64, Arc<Control>)>,
-    closing: bool,
-}
-
-/// A session's place in the registry; dropping it leaves.
-pub struct Ticket<'r> {
-    registry: &'r Registry,
-    id: u64,
-}
-
-impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Registers a session; `None` once the daemon is shutting down.
-    pub fn enter(&self, ctl: Arc<Control>) -> Option<Ticket<'_>> {
-        let mut s = self.lock();
-        if s.closing {
-            return None;
-        }
-        s.next += 1;
-        let id = s.next;
-        s.live.push((id, ctl));
-        Some(Ticket { registry: self, id })
-    }
-
-    /// Ends every live session and refuses new ones.
-    pub fn stop_all(&self) {
-        let mut s = self.lock();
-        s.closing = true;
-        for (_, ctl) in &s.live {
-            ctl.stop(End::Shutdown);
-        }
-    }
-
-    /// Waits until no session is live, at most `limit`; returns how many are left.
-    pub fn wait_empty(&self, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        let mut s = self.lock();
-        while !s.live.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            s = match self.changed.wait_timeout(s, left) {
-                Ok((guard, _)) => guard,
-                Err(p) => p.into_inner().0,
-            };
-        }
-        s.live.len()
-    }
-}
-
-impl Drop for Ticket<'_> {
-    fn drop(&mut self) {
-        let mut s = self.registry.lock();
-        s.live.retain(|(id, _)| *id != self.id);
-        self.registry.changed.notify_all();
     }
 }

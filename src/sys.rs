@@ -2,9 +2,13 @@
 //! `io::Result`, so the rest of the daemon never sees `-1` or `errno`.
 //!
 //! Only termios and modem-line ioctls live elsewhere (`serial.rs`), next to the code that
-//! understands them. Nothing here keeps state or decides policy.
+//! understands them. A wrapper takes its arguments from the caller and returns what the
+//! call gave: nothing here names a file, picks an option value or an order of calls, prints,
+//! or decides to exit (`exit_now` ends the process only when `main` says so). Those
+//! decisions live with their callers: `daemon.rs` (detaching, identity, signals),
+//! `listener.rs` (socket options), `resolve.rs` (lookup order).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -303,38 +307,26 @@ pub fn millis(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_millis()))
 }
 
-/// The name `ip` has: its /etc/hosts line, else its PTR record (through res_query(3)).
-pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
-    if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
-        if let Some(name) = crate::dns::hosts_name(&hosts, ip) {
-            return Some(name);
-        }
-    }
-    let query = CString::new(crate::dns::ptr_query(ip)).ok()?;
-    // A UDP answer without EDNS fits in 512 bytes; a longer one is cut, and then parsed only
-    // as far as it goes.
-    let mut answer = [0u8; 512];
-    // SAFETY: `query` is a NUL-terminated string; `answer` is writable for the length given.
-    let n = unsafe {
-        res_query(
-            query.as_ptr(),
-            C_IN,
-            T_PTR,
-            answer.as_mut_ptr(),
-            answer.len() as libc::c_int,
-        )
-    };
-    let n = usize::try_from(n).ok()?.min(answer.len());
-    crate::dns::ptr_answer(&answer[..n])
+/// `res_query(3)`: asks DNS the question `name` of `class` and `rtype` and puts the answer
+/// in `answer`. Returns the length written (an answer longer than `answer` is cut to it), or
+/// `None` without an answer: res_query gives its reason in `h_errno`, not `errno`, so there
+/// is no `io::Error` to return.
+pub fn res_query(
+    name: &CStr,
+    class: libc::c_int,
+    rtype: libc::c_int,
+    answer: &mut [u8],
+) -> Option<usize> {
+    let len = libc::c_int::try_from(answer.len()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `name` is a NUL-terminated string; `answer` is writable for the length given.
+    let n = unsafe { c_res_query(name.as_ptr(), class, rtype, answer.as_mut_ptr(), len) };
+    Some(usize::try_from(n).ok()?.min(answer.len()))
 }
-
-/// DNS class IN and type PTR, for res_query.
-const C_IN: libc::c_int = 1;
-const T_PTR: libc::c_int = 12;
 
 unsafe extern "C" {
     /// resolv.h; in musl's and (since 2.34) glibc's libc, not in the `libc` crate.
-    fn res_query(
+    #[link_name = "res_query"]
+    fn c_res_query(
         dname: *const libc::c_char,
         class: libc::c_int,
         rtype: libc::c_int,
@@ -384,42 +376,33 @@ pub fn service_port(name: &str) -> Option<u16> {
     Some(u16::from_be(port as u16))
 }
 
-/// A TCP listener on `addr`, with `setup` applied to the socket between `bind` and `listen`,
-/// so that even the first connection inherits what it sets (std's `TcpListener::bind` does
-/// both at once). `dual_stack`: an IPv6 socket also takes IPv4 (`IPV6_V6ONLY` off, whatever
-/// the system default). `SO_REUSEADDR`, as std sets it: rebinding right after a restart must
-/// not wait out TIME_WAIT.
-pub fn tcp_listener(
-    addr: SocketAddr,
-    dual_stack: bool,
-    setup: impl FnOnce(BorrowedFd<'_>),
-) -> io::Result<std::net::TcpListener> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+/// A new socket of `family` and `ty` (`SOCK_CLOEXEC` is always added), protocol 0.
+pub fn socket(family: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket takes no pointers.
-    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = cvt(unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: socket just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    if dual_stack && family == libc::AF_INET6 {
-        setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
-    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `socket` to `addr`.
+pub fn bind(socket: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
     let (sa, len) = sockaddr_of(addr);
     // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call.
     cvt(unsafe {
         libc::bind(
-            fd.as_raw_fd(),
+            socket.as_raw_fd(),
             (&sa as *const libc::sockaddr_storage).cast(),
             len,
         )
     })?;
-    setup(fd.as_fd());
+    Ok(())
+}
+
+/// Makes `socket` listen, with room for `backlog` connections not yet accepted.
+pub fn listen(socket: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: listen takes no pointers.
-    cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
-    Ok(std::net::TcpListener::from(fd))
+    cvt(unsafe { libc::listen(socket.as_raw_fd(), backlog) })?;
+    Ok(())
 }
 
 /// Sets an integer socket option.
@@ -463,22 +446,8 @@ pub fn getsockopt_int(
     Ok(value)
 }
 
-/// The write end of the start-up pipe of a daemon that just detached: the waiting parent
-/// exits 0 when told the daemon is up, or prints the error and exits 1.
-pub struct Detached(OwnedFd);
-
-impl Detached {
-    /// Reports how start-up ended; consumes the pipe.
-    pub fn report(self, result: Result<(), String>) {
-        let msg = match result {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!("error: {e}"),
-        };
-        let _ = write(self.0.as_fd(), msg.as_bytes());
-    }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pipe (`pipe2` with `O_CLOEXEC`): its read end, then its write end.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -486,59 +455,40 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Detaches from the terminal the classic way: fork, `setsid`, fork again (so the daemon can
-/// never reacquire a controlling tty), `chdir /`, stdio to `/dev/null`. The original process
-/// stays until the daemon reports through the returned [`Detached`], so that the exit status
-/// of `modemd` says whether the daemon really started. Call it before starting any thread.
-pub fn daemonize() -> io::Result<Detached> {
-    let (rx, tx) = pipe()?;
-    // SAFETY: fork has no pointer arguments; no other thread exists (caller's contract).
-    if cvt(unsafe { libc::fork() })? != 0 {
-        drop(tx);
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n) = retry(|| read(rx.as_fd(), &mut buf)) {
-            if n == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buf[..n]);
-        }
-        let code = match answer.as_slice() {
-            b"ok" => 0,
-            [] => {
-                eprintln!("modemd: the daemon exited during start-up");
-                1
-            }
-            msg => {
-                eprintln!("modemd: {}", String::from_utf8_lossy(msg));
-                1
-            }
-        };
-        // SAFETY: _exit ends the waiting parent without running destructors that now belong
-        // to the daemon (pid file guard, listeners).
-        unsafe { libc::_exit(code) };
-    }
-    drop(rx);
-    // SAFETY: setsid takes no arguments.
-    cvt(unsafe { libc::setsid() })?;
-    // SAFETY: as for the first fork.
-    if cvt(unsafe { libc::fork() })? != 0 {
-        // SAFETY: the middle process only existed to give up session leadership.
-        unsafe { libc::_exit(0) };
-    }
-    std::env::set_current_dir("/")?;
-    null_stdio(0)?;
-    Ok(Detached(tx))
+/// `fork(2)`: the child's PID in the parent, 0 in the child.
+///
+/// # Safety
+/// No other thread may exist: the child would inherit locks that their owners, left behind
+/// in the parent, never release.
+pub unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: fork has no pointer arguments; the single thread is the caller's contract.
+    cvt(unsafe { libc::fork() })
 }
 
-/// Points the standard descriptors from `first` to 2 at `/dev/null`.
-pub fn null_stdio(first: RawFd) -> io::Result<()> {
-    let null = open(Path::new("/dev/null"), libc::O_RDWR, 0)?;
-    for target in first..3 {
-        // SAFETY: dup2 onto a standard descriptor, which this process owns.
-        cvt(unsafe { libc::dup2(null.as_raw_fd(), target) })?;
-    }
+/// `setsid(2)`: a new session, without a controlling terminal, led by this process.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments.
+    cvt(unsafe { libc::setsid() })?;
     Ok(())
+}
+
+/// `dup2(2)`: makes descriptor `target` a copy of `fd`, closing what `target` was.
+///
+/// # Safety
+/// Nothing in this process may own `target` (an `OwnedFd`, a `File`, a socket): it would
+/// then own the copy instead. The standard descriptors 0 to 2 qualify unless one was taken
+/// over with `from_raw_fd`.
+pub unsafe fn dup2(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: `fd` is open for the call; that nothing owns `target` is the caller's contract.
+    cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
+    Ok(())
+}
+
+/// `_exit(2)`: ends the process at once with `code`, running no destructor, no atexit
+/// handler and no stdio flush.
+pub fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: _exit takes an integer and does not return; skipping destructors is sound.
+    unsafe { libc::_exit(code) }
 }
 
 /// Whether descriptor 0 is a connected TCP socket, as inetd hands a server.
@@ -567,75 +517,40 @@ pub fn stdin_is_tcp() -> bool {
     r == 0 && matches!(ss.ss_family as libc::c_int, libc::AF_INET | libc::AF_INET6)
 }
 
-/// A user (and group) to run as, looked up once at start-up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// User ID.
-    pub uid: libc::uid_t,
-    /// Group ID: the named group, or the user's primary group.
-    pub gid: libc::gid_t,
-    /// Every group to be in: `gid`, then the user's supplementary groups.
-    pub groups: Vec<libc::gid_t>,
-}
-
-/// Looks up `user` and optionally `group` in /etc/passwd and /etc/group.
-pub fn lookup_identity(user: &str, group: Option<&str>) -> io::Result<Identity> {
-    let not_found = |what: &str, name: &str| {
-        io::Error::new(io::ErrorKind::NotFound, format!("no such {what} '{name}'"))
-    };
-    let read = |path: &str| {
-        std::fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
-    };
-    let passwd = read("/etc/passwd")?;
-    let groups = read("/etc/group")?;
-    let (uid, primary) =
-        crate::passwd::user(&passwd, user).ok_or_else(|| not_found("user", user))?;
-    let gid = match group {
-        Some(g) => crate::passwd::group(&groups, g).ok_or_else(|| not_found("group", g))?,
-        None => primary,
-    };
-    Ok(Identity {
-        uid,
-        gid,
-        groups: crate::passwd::memberships(&groups, user, gid),
-    })
-}
-
-/// Becomes `id` for good: supplementary groups, then group, then user, then checks that root
-/// cannot be regained. Call it before starting any thread.
-pub fn become_user(id: &Identity) -> io::Result<()> {
-    // SAFETY: `id.groups` is a valid array of the length passed; the others take plain
-    // integers.
-    unsafe {
-        cvt(libc::setgroups(id.groups.len(), id.groups.as_ptr()))?;
-        cvt(libc::setgid(id.gid))?;
-        cvt(libc::setuid(id.uid))?;
-    }
-    // SAFETY: setuid/getuid take plain integers.
-    let regained = id.uid != 0 && unsafe { libc::setuid(0) } == 0;
-    if regained {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "root privileges could be regained after setuid",
-        ));
-    }
+/// `setgroups(2)`: the supplementary groups of this process (only as root).
+pub fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: `groups` is a valid array of the length passed.
+    cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
     Ok(())
 }
 
-/// The signals the daemon handles in its main thread.
+/// `setgid(2)`.
+pub fn setgid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: setgid takes a plain integer.
+    cvt(unsafe { libc::setgid(gid) })?;
+    Ok(())
+}
+
+/// `setuid(2)`.
+pub fn setuid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: setuid takes a plain integer.
+    cvt(unsafe { libc::setuid(uid) })?;
+    Ok(())
+}
+
+/// A set of signals, to block and then wait for (`sigwait`).
 pub struct SignalSet(libc::sigset_t);
 
 impl SignalSet {
-    /// SIGHUP, SIGINT and SIGTERM.
-    pub fn daemon() -> Self {
+    /// The set of `signals`.
+    pub fn new(signals: &[libc::c_int]) -> Self {
         // SAFETY: sigset_t is plain old data; sigemptyset initialises it before use.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGHUP);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+        // SAFETY: `set` is a valid sigset_t.
+        unsafe { libc::sigemptyset(&mut set) };
+        for &sig in signals {
+            // SAFETY: `set` is a valid, initialised sigset_t; an invalid number only fails.
+            unsafe { libc::sigaddset(&mut set, sig) };
         }
         SignalSet(set)
     }
@@ -701,34 +616,5 @@ mod tests {
     fn own_process_is_alive_and_pid_zero_is_not() {
         assert!(process_alive(getpid()));
         assert!(!process_alive(0));
-    }
-}
-
-/// Names the calling thread, in place of musl's pthread_setname_np. Why: for a thread other
-/// than the caller, musl's formats a /proc path with snprintf, and that alone links all of
-/// printf into the static binary (13 KiB of the mipsel image). std only ever names the
-/// calling thread, which prctl does alone; a static link takes this definition and never
-/// pulls musl's.
-///
-/// # Safety
-/// `name` must be a NUL-terminated string, as for pthread_setname_np(3).
-#[cfg(all(target_os = "linux", target_env = "musl"))]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_setname_np(
-    thread: libc::pthread_t,
-    name: *const libc::c_char,
-) -> libc::c_int {
-    // SAFETY: pthread_self has no preconditions.
-    if thread != unsafe { libc::pthread_self() } {
-        return libc::ENOTSUP;
-    }
-    // SAFETY: `name` is a C string (the caller's contract); the kernel copies at most 16
-    // bytes of it.
-    if unsafe { libc::prctl(libc::PR_SET_NAME, name) } == 0 {
-        0
-    } else {
-        io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL)
     }
 }
