@@ -352,3 +352,39 @@ fn man_pages_render_without_warnings() {
         assert!(out.trim().is_empty(), "mandoc on {page}:\n{out}");
     }
 }
+
+/// The README's module table is the map a newcomer reads first: it must name every module
+/// `src/lib.rs` declares, and no other.
+#[test]
+fn readme_module_table_matches_lib_rs() {
+    let lib = fs::read_to_string(root().join("src/lib.rs")).expect("lib.rs");
+    let mut declared: Vec<String> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_owned())
+        .collect();
+    declared.sort();
+    let readme = fs::read_to_string(root().join("README.md")).expect("README");
+    let table = readme
+        .split_once("| file | job |")
+        .and_then(|(_, rest)| rest.split("\n\n").next())
+        .expect("module table in README.md");
+    let mut listed: Vec<String> = table
+        .lines()
+        .filter_map(|row| row.strip_prefix("| "))
+        .flat_map(|row| {
+            let files = row.split(" |").next().unwrap_or("");
+            files
+                .split(", ")
+                .map(|f| f.trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|f| f != "src/main.rs" && !f.starts_with("src/bin/") && f != "---")
+        .map(|f| {
+            let name = f.strip_prefix("src/").unwrap_or(&f);
+            name.trim_end_matches(".rs").trim_end_matches('/').to_owned()
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, declared, "README module table vs src/lib.rs");
+}
