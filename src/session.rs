@@ -30,6 +30,13 @@ pub struct Context {
     pub registry: Registry,
 }
 
+// One Context serves every session thread, the accept thread and the signal thread; the
+// registry inside it holds each session's Control.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Context>();
+};
+
 /// How long a client that found no device may take to read the `busy` line before we close.
 const LINGER: Duration = Duration::from_millis(200);
 
