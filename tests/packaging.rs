@@ -382,7 +382,9 @@ fn readme_module_table_matches_lib_rs() {
         .filter(|f| f != "src/main.rs" && !f.starts_with("src/bin/") && f != "---")
         .map(|f| {
             let name = f.strip_prefix("src/").unwrap_or(&f);
-            name.trim_end_matches(".rs").trim_end_matches('/').to_owned()
+            name.trim_end_matches(".rs")
+                .trim_end_matches('/')
+                .to_owned()
         })
         .collect();
     listed.sort();
