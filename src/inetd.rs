@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::acl::{self, HostList};
-use crate::config::{Config, Entry, Listen, Pool, Settings};
+use crate::config::{Config, Entry, Listen, Options, Pool, Settings};
 use crate::daemon;
 use crate::listener;
 use crate::registry::Registry;
@@ -29,6 +29,8 @@ pub enum Source {
         device: PathBuf,
         /// Its line settings.
         settings: Settings,
+        /// `-o`: its options, as on a config line.
+        options: Options,
     },
     /// `modemd -c FILE` with a socket on descriptor 0.
     Config(Config),
@@ -107,14 +109,18 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
         .local_addr()
         .map_err(setup("read the local address"))?;
     let pool = match source {
-        Source::Device { device, settings } => Pool {
+        Source::Device {
+            device,
+            settings,
+            options,
+        } => Pool {
             listen: Listen::Port(local.port()),
             entries: vec![Entry {
                 line: 0,
                 device,
                 settings,
                 hosts: HostList::any(),
-                options: Default::default(),
+                options,
             }],
         },
         Source::Config(config) => pool_for(config, local).ok_or(Error::NoEntry { local })?,

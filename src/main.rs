@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use modemd::config::Settings;
+use modemd::config::{Options, Settings};
 use modemd::{daemon, inetd, log, serial, server, sys};
 
 const DEFAULT_CONFIG: &str = "/etc/modemd.conf";
@@ -14,7 +14,7 @@ fn usage(opts: &getopts::Options) -> String {
     let brief = "\
 usage: modemd [-n] [-d]... [-c FILE] [-L DIR] [-p FILE] [-u USER[:GROUP]]   daemon
        modemd -t [-c FILE]                                                 check config
-       modemd [-s SETTINGS] [-L DIR] [-d] DEVICE          inetd: one session on fd 0
+       modemd [-s SETTINGS] [-o OPTIONS] [-L DIR] [-d] DEVICE   inetd: one session on fd 0
        modemd -V | -h";
     opts.usage(brief)
 }
@@ -47,6 +47,12 @@ fn options() -> getopts::Options {
         "",
         "line settings in inetd mode (default 115200,8,N,1)",
         "SETTINGS",
+    );
+    o.optopt(
+        "o",
+        "",
+        "line options in inetd mode: idle=SECONDS,flow=none|rtscts|xonxoff,hangup=MS|off",
+        "OPTIONS",
     );
     o.optflag("V", "", "print the version");
     o.optflag("h", "", "print this help");
@@ -116,9 +122,18 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
+                let options = match m.opt_str("o").map(|o| o.parse::<Options>()) {
+                    None => Options::default(),
+                    Some(Ok(o)) => o,
+                    Some(Err(e)) => {
+                        modemd::error!("-o: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
                 inetd::Source::Device {
                     device: PathBuf::from(device),
                     settings,
+                    options,
                 }
             }
             None => match server::load(&config_path) {

@@ -138,7 +138,12 @@ fn claim<'p>(
                 continue;
             }
         };
-        match Line::open(&entry.device, &entry.settings) {
+        match Line::open(
+            &entry.device,
+            &entry.settings,
+            entry.options.flow,
+            entry.options.hangup,
+        ) {
             Ok(line) => return Some((entry, lock, line)),
             Err(e) => crate::error!("{peer}: cannot open {e}"),
         }

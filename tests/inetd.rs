@@ -187,3 +187,29 @@ fn device_mode_session_ends_when_the_client_leaves_and_on_sigterm() {
         "lock files left after SIGTERM"
     );
 }
+
+#[test]
+fn device_mode_takes_line_options_with_dash_o() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("inetdo");
+    let dev = pty.slave.to_str().expect("utf-8").to_owned();
+    let locks = dir.path().to_str().expect("utf-8").to_owned();
+    let (mut c, mut child) = inetd_child(&["-L", &locks, "-o", "flow=rtscts,hangup=0", &dev], None);
+    c.write_all(b"x").expect("write");
+    assert_eq!(pty.read_for(1, WAIT), b"x");
+    let t = pty.termios();
+    assert_ne!(
+        t.c_cflag & libc::CRTSCTS,
+        0,
+        "no RTS/CTS with -o flow=rtscts"
+    );
+    assert_eq!(t.c_iflag & (libc::IXON | libc::IXOFF), 0);
+    drop(c);
+    assert_eq!(wait_child(&mut child).map(|s| s.success()), Some(true));
+
+    // A bad -o is refused before anything is opened, naming the option.
+    let (mut c, mut child) = inetd_child(&["-L", &locks, "-o", "flow=cts", &dev], None);
+    assert_eq!(read_to_close(&mut c, WAIT), Some(Vec::new()));
+    assert_eq!(wait_child(&mut child).map(|s| s.code()), Some(Some(1)));
+    assert!(pty.wait_hangup(WAIT), "device opened despite a bad -o");
+}

@@ -14,13 +14,63 @@ use super::{ErrorKind, number};
 
 /// Longest `idle=` accepted: a week.
 const MAX_IDLE: u32 = 7 * 24 * 3600;
+/// Longest `hangup=` accepted: a modem needs well under a second of DTR low; pppd holds 1 s.
+const MAX_HANGUP_MS: u32 = 10_000;
+/// `hangup=` when a line gives none.
+pub const DEFAULT_HANGUP: Duration = Duration::from_millis(500);
 
 /// The options of one line, a field per row of the table; what a line does not give stays at
 /// its default.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// `idle=SECONDS`: end a session with no traffic either way for this long.
     pub idle: Option<Duration>,
+    /// `flow=`: flow control on the line.
+    pub flow: Flow,
+    /// `hangup=`: how the line is left when a session ends.
+    pub hangup: Hangup,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            idle: None,
+            flow: Flow::None,
+            hangup: Hangup::Hold(DEFAULT_HANGUP),
+        }
+    }
+}
+
+/// Flow control on a line (`flow=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flow {
+    /// `none`: the line never pauses.
+    #[default]
+    None,
+    /// `rtscts`: hardware flow control, the modem throttles us with CTS and we it with RTS.
+    RtsCts,
+    /// `xonxoff`: software flow control, XON/XOFF bytes both ways.
+    XonXoff,
+}
+
+/// How a session leaves the line (`hangup=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hangup {
+    /// DTR (and RTS) dropped, the device kept open and locked this long while what it says is
+    /// read and thrown away, then freed. Zero frees it at once.
+    Hold(Duration),
+    /// `off`: DTR and RTS are never dropped (`HUPCL` cleared), for boards that reset on DTR.
+    Off,
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flow::None => "none",
+            Flow::RtsCts => "rtscts",
+            Flow::XonXoff => "xonxoff",
+        })
+    }
 }
 
 /// One option. Plain `fn` pointers rather than a trait or a generic per option: one copy of
@@ -38,12 +88,26 @@ pub(super) struct Row {
 }
 
 /// Every option this version knows, in the order the unknown-option message lists them.
-pub(super) const TABLE: &[Row] = &[Row {
-    name: "idle",
-    help: "idle=SECONDS",
-    expected: "seconds, 1 to 604800",
-    set: set_idle,
-}];
+pub(super) const TABLE: &[Row] = &[
+    Row {
+        name: "idle",
+        help: "idle=SECONDS",
+        expected: "seconds, 1 to 604800",
+        set: set_idle,
+    },
+    Row {
+        name: "flow",
+        help: "flow=none|rtscts|xonxoff",
+        expected: "none, rtscts or xonxoff",
+        set: set_flow,
+    },
+    Row {
+        name: "hangup",
+        help: "hangup=MS|off",
+        expected: "milliseconds, 0 to 10000, or off",
+        set: set_hangup,
+    },
+];
 
 // `read` keeps the keys it has seen as bits of a u32.
 const _: () = assert!(TABLE.len() <= 32);
@@ -51,6 +115,26 @@ const _: () = assert!(TABLE.len() <= 32);
 fn set_idle(options: &mut Options, value: &str) -> Option<()> {
     let secs = number(value).filter(|s| (1..=MAX_IDLE).contains(s))?;
     options.idle = Some(Duration::from_secs(secs.into()));
+    Some(())
+}
+
+fn set_flow(options: &mut Options, value: &str) -> Option<()> {
+    options.flow = match value {
+        "none" => Flow::None,
+        "rtscts" => Flow::RtsCts,
+        "xonxoff" => Flow::XonXoff,
+        _ => return None,
+    };
+    Some(())
+}
+
+fn set_hangup(options: &mut Options, value: &str) -> Option<()> {
+    options.hangup = match value {
+        "off" => Hangup::Off,
+        ms => Hangup::Hold(Duration::from_millis(
+            number(ms).filter(|&ms| ms <= MAX_HANGUP_MS)?.into(),
+        )),
+    };
     Some(())
 }
 
@@ -121,70 +205,75 @@ impl fmt::Display for Known {
 mod tests {
     use super::*;
 
-    fn set_flow(_: &mut Options, value: &str) -> Option<()> {
-        matches!(value, "none" | "rtscts" | "xonxoff").then_some(())
-    }
-
-    /// The real table and one more row, as `flow=` will be.
-    const TWO: &[Row] = &[
-        TABLE[0],
-        Row {
-            name: "flow",
-            help: "flow=none|rtscts|xonxoff",
-            expected: "none, rtscts or xonxoff",
-            set: set_flow,
-        },
-    ];
-
-    fn secs(s: u64) -> Options {
-        Options {
-            idle: Some(Duration::from_secs(s)),
-        }
+    fn list(s: &str) -> Result<Options, String> {
+        s.parse::<Options>().map_err(|e| e.to_string())
     }
 
     #[test]
     fn unknown_option_message_lists_every_row() {
-        let every: Vec<&str> = TABLE.iter().map(|row| row.help).collect();
         assert_eq!(
             ErrorKind::BadOption("nope=1".into()).to_string(),
-            format!("unknown option 'nope=1' (known: {})", every.join(", "))
-        );
-        assert_eq!(
-            Known(TWO).to_string(),
-            "idle=SECONDS, flow=none|rtscts|xonxoff"
+            "unknown option 'nope=1' (known: idle=SECONDS, flow=none|rtscts|xonxoff, \
+             hangup=MS|off)"
         );
     }
 
     #[test]
-    fn a_new_row_needs_no_new_parsing_code() {
-        let two = |words: &[&str]| read(words, TWO).map_err(|e| e.to_string());
-        assert_eq!(two(&["flow=rtscts", "idle=5"]), Ok(secs(5)));
+    fn options_not_given_keep_their_defaults() {
+        let o = list("idle=5").expect("idle");
+        assert_eq!(o.idle, Some(Duration::from_secs(5)));
         assert_eq!(
-            two(&["flow=on"]),
+            (o.flow, o.hangup),
+            (Flow::None, Hangup::Hold(DEFAULT_HANGUP))
+        );
+        assert_eq!(DEFAULT_HANGUP, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn flow_and_hangup_values() {
+        assert_eq!(list("flow=rtscts").map(|o| o.flow), Ok(Flow::RtsCts));
+        assert_eq!(list("flow=xonxoff").map(|o| o.flow), Ok(Flow::XonXoff));
+        assert_eq!(list("flow=none").map(|o| o.flow), Ok(Flow::None));
+        let hold = |ms| Ok(Hangup::Hold(Duration::from_millis(ms)));
+        assert_eq!(list("hangup=0").map(|o| o.hangup), hold(0));
+        assert_eq!(list("hangup=10000").map(|o| o.hangup), hold(10_000));
+        assert_eq!(list("hangup=off").map(|o| o.hangup), Ok(Hangup::Off));
+        assert_eq!(
+            list("flow=on"),
             Err("bad flow 'on' (expected none, rtscts or xonxoff)".into())
         );
-        assert_eq!(
-            two(&["flow=none", "idle=5", "flow=none"]),
-            Err("option flow given twice".into())
-        );
+        for bad in ["10001", "-1", "", "1s", "OFF"] {
+            assert_eq!(
+                list(&format!("hangup={bad}")),
+                Err(format!(
+                    "bad hangup '{bad}' (expected milliseconds, 0 to 10000, or off)"
+                ))
+            );
+        }
     }
 
     #[test]
     fn option_list_reads_like_the_options_of_a_line() {
-        let list = |s: &str| s.parse::<Options>().map_err(|e| e.to_string());
-        assert_eq!(list("idle=604800"), Ok(secs(604_800)));
+        let o = list("flow=rtscts,hangup=1000,idle=604800").expect("three options");
+        assert_eq!(o.idle, Some(Duration::from_secs(604_800)));
+        assert_eq!(o.flow, Flow::RtsCts);
+        assert_eq!(o.hangup, Hangup::Hold(Duration::from_secs(1)));
         assert_eq!(
             list("idle=5,idel=5"),
-            Err("unknown option 'idel=5' (known: idle=SECONDS)".into())
+            Err(
+                "unknown option 'idel=5' (known: idle=SECONDS, flow=none|rtscts|xonxoff, \
+                 hangup=MS|off)"
+                    .into()
+            )
         );
-        assert_eq!(list("idle=5,idle=6"), Err("option idle given twice".into()));
+        assert_eq!(
+            list("flow=none,idle=5,flow=none"),
+            Err("option flow given twice".into())
+        );
         assert_eq!(
             list("idle=604801"),
             Err("bad idle '604801' (expected seconds, 1 to 604800)".into())
         );
-        assert_eq!(
-            list(""),
-            Err("unknown option '' (known: idle=SECONDS)".into())
-        );
+        assert!(list("").is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! PTY, by errno) the line is opened with plain `open(2)` and the same two locks instead.
 //! Either way the rest is one path, the cu/picocom way: start from what `tcgetattr` returned,
 //! clear and set named flags, apply, read back; what counts is what the driver accepted.
-//! Then: `HUPCL` on, raw, no flow control, stale input flushed (nothing the modem said before
+//! Then: `HUPCL` on (off for `hangup=off`), raw, the line's flow control, stale input flushed (nothing the modem said before
 //! this session reaches the new client), DTR and RTS raised.
 //!
 //! The verbs take `&self`, so the session can change the line while its two copy threads
@@ -18,13 +18,14 @@
 //! | --- | --- |
 //! | [`Line::configure`], [`Line::settings`] | speed, data bits, parity, stop bits |
 //! | [`Line::set_flow`], [`Line::flow`] | none, RTS/CTS or XON/XOFF |
-//! | [`Line::set_dtr`], [`Line::set_rts`] | raise or drop a modem control line |
+//! | [`Line::set_dtr`], [`Line::set_rts`], [`Line::hang_up`] | raise or drop modem control lines |
 //! | [`Line::set_break`], [`Line::break_on`] | start or end a break (cached: Linux cannot read it) |
 //! | [`Line::modem_status`] | CTS, DSR, RI, DCD (`TIOCMGET`); `None` without modem lines |
 //! | [`Line::flush`], [`Line::drain`] | discard a queue; wait until the output has gone out |
 //!
-//! Dropping the [`Line`] hangs up, on every path out of a session: DTR and RTS dropped, the
-//! untaken output discarded, exclusivity released, the termios found at open restored, closed.
+//! Dropping the [`Line`] hangs up, on every path out of a session: DTR and RTS dropped
+//! (unless `hangup=off` leaves the line up), the untaken output discarded, exclusivity
+//! released, the termios found at open restored, closed.
 
 pub mod termios;
 
@@ -36,9 +37,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::{Parity, Settings};
+use crate::config::{Flow, Hangup, Parity, Settings};
 use crate::sys;
-pub use termios::{Flow, Queue};
+pub use termios::Queue;
 
 static FORCE_PLAIN_TERMIOS: AtomicBool = AtomicBool::new(false);
 
@@ -76,6 +77,8 @@ pub struct Line {
     changing: Mutex<()>,
     /// Whether a break is on: Linux has no call that reads it.
     brk: AtomicBool,
+    /// `hangup=off`: DTR and RTS are never dropped, and `HUPCL` stays clear.
+    keep_lines: bool,
 }
 
 /// Who closes the descriptor. Only ownership differs; the line is set up the same way.
@@ -128,8 +131,15 @@ impl std::error::Error for Error {
 }
 
 impl Line {
-    /// Opens `device` and sets it up for a session with `settings` (see the module text).
-    pub fn open(device: &Path, settings: &Settings) -> Result<Line, Error> {
+    /// Opens `device` and sets it up for a session with `settings` and `flow` (see the module
+    /// text). With [`Hangup::Off`] the line is left up: `HUPCL` cleared, so that no close
+    /// drops DTR, and neither [`Line::hang_up`] nor the drop touches the modem lines.
+    pub fn open(
+        device: &Path,
+        settings: &Settings,
+        flow: Flow,
+        hangup: Hangup,
+    ) -> Result<Line, Error> {
         let err = |what| {
             move |source| Error {
                 device: device.to_owned(),
@@ -141,7 +151,7 @@ impl Line {
         let port = if plain {
             open_plain(device).map_err(|(what, e)| err(what)(e))?
         } else {
-            match open_serialport(device, settings) {
+            match open_serialport(device, settings, flow) {
                 Ok(port) => Port::Serialport(port),
                 // serialport reports every errno it has no name for as `Unknown`; only the
                 // probe can tell whether that was termios2 missing (asked once, by errno).
@@ -160,16 +170,23 @@ impl Line {
             found,
             changing: Mutex::new(()),
             brk: AtomicBool::new(false),
+            keep_lines: hangup == Hangup::Off,
         };
         let mut t = found;
         termios::raw(&mut t);
-        t.c_cflag |= libc::HUPCL;
-        termios::set_flow(&mut t, Flow::None);
+        if line.keep_lines {
+            t.c_cflag &= !libc::HUPCL;
+        } else {
+            t.c_cflag |= libc::HUPCL;
+        }
+        termios::set_flow(&mut t, flow);
         let accepted = line.apply(t, settings).map_err(|(what, e)| err(what)(e))?;
-        if accepted != *settings {
+        let flow_in_force = line.flow().map_err(err("tcgetattr"))?;
+        if accepted != *settings || flow_in_force != flow {
             // A PTY, for one, forces CS8 and no parity: the driver's call; say it and go on.
             crate::warning!(
-                "{}: the driver did not accept all of {settings} (in force: {accepted})",
+                "{}: the driver did not accept all of {settings} flow={flow} (in force: \
+                 {accepted} flow={flow_in_force})",
                 device.display()
             );
         }
@@ -270,6 +287,15 @@ impl Line {
         termios::set_modem_lines(self.as_fd(), libc::TIOCM_RTS, on).map(drop)
     }
 
+    /// Drops DTR and RTS so that the modem hangs up, unless the line is left up
+    /// ([`Hangup::Off`]). A device without modem lines has nothing to drop.
+    pub fn hang_up(&self) {
+        if !self.keep_lines {
+            let _ =
+                termios::set_modem_lines(self.as_fd(), libc::TIOCM_DTR | libc::TIOCM_RTS, false);
+        }
+    }
+
     /// Starts or ends a break condition on the line.
     pub fn set_break(&self, on: bool) -> io::Result<()> {
         termios::set_break(self.as_fd(), on)?;
@@ -330,9 +356,9 @@ impl AsFd for Line {
 
 impl Drop for Line {
     fn drop(&mut self) {
+        // Hang up even if HUPCL is ignored by the driver (not with `hangup=off`).
+        self.hang_up();
         let fd = self.port.as_fd();
-        // Hang up even if HUPCL is ignored by the driver; a PTY has no modem lines.
-        let _ = termios::set_modem_lines(fd, libc::TIOCM_DTR | libc::TIOCM_RTS, false);
         if self.brk.load(Ordering::Relaxed) {
             let _ = termios::set_break(fd, false);
         }
@@ -345,7 +371,12 @@ impl Drop for Line {
         // their drain already); without this, close() on a stalled UART waits up to the
         // driver's closing_wait (30 s) with the session, its lock and its thread.
         let _ = termios::flush(fd, Queue::Output);
-        let _ = termios::set(fd, &self.found);
+        let mut found = self.found;
+        if self.keep_lines {
+            // Restoring HUPCL now would drop DTR at the close just after.
+            found.c_cflag &= !libc::HUPCL;
+        }
+        let _ = termios::set(fd, &found);
     }
 }
 
@@ -361,7 +392,11 @@ fn to_io(e: serialport::Error) -> io::Error {
 
 /// Opens through serialport: exclusive (`TIOCEXCL` and flock), raw, the settings through
 /// termios2. ([`Line::open`] then applies them once more its own way and reads them back.)
-fn open_serialport(device: &Path, s: &Settings) -> Result<serialport::TTYPort, serialport::Error> {
+fn open_serialport(
+    device: &Path,
+    s: &Settings,
+    flow: Flow,
+) -> Result<serialport::TTYPort, serialport::Error> {
     let data_bits = match s.data_bits {
         5 => serialport::DataBits::Five,
         6 => serialport::DataBits::Six,
@@ -381,7 +416,11 @@ fn open_serialport(device: &Path, s: &Settings) -> Result<serialport::TTYPort, s
         .data_bits(data_bits)
         .parity(parity)
         .stop_bits(stop_bits)
-        .flow_control(serialport::FlowControl::None)
+        .flow_control(match flow {
+            Flow::None => serialport::FlowControl::None,
+            Flow::RtsCts => serialport::FlowControl::Hardware,
+            Flow::XonXoff => serialport::FlowControl::Software,
+        })
         .open_native()
 }
 
@@ -413,6 +452,15 @@ mod tests {
         text.parse().expect("settings")
     }
 
+    fn open(pty: &Pty, text: &str) -> Result<Line, Error> {
+        Line::open(
+            &pty.slave,
+            &settings(text),
+            Flow::None,
+            Hangup::Hold(Duration::ZERO),
+        )
+    }
+
     fn slave_termios(pty: &Pty) -> libc::termios {
         let fd = sys::open(&pty.slave, libc::O_RDWR | libc::O_NOCTTY, 0).expect("open slave");
         termios::get(fd.as_fd()).expect("tcgetattr")
@@ -421,7 +469,7 @@ mod tests {
     #[test]
     fn open_reads_back_what_the_driver_accepted() {
         let pty = Pty::open().expect("pty");
-        let line = Line::open(&pty.slave, &settings("9600,7,E,2")).expect("open");
+        let line = open(&pty, "9600,7,E,2").expect("open");
         // Linux PTYs force CS8 without parity; speed and stop bits are kept.
         assert_eq!(line.settings().expect("settings"), settings("9600,8,N,2"));
         assert_eq!(line.flow().expect("flow"), Flow::None);
@@ -430,7 +478,7 @@ mod tests {
     #[test]
     fn verbs_change_the_line_while_it_is_open() {
         let pty = Pty::open().expect("pty");
-        let line = Line::open(&pty.slave, &settings("115200,8,N,1")).expect("open");
+        let line = open(&pty, "115200,8,N,1").expect("open");
         let now = line.configure(&settings("2400,8,N,2")).expect("configure");
         assert_eq!(now, settings("2400,8,N,2"));
         assert_eq!(line.settings().expect("settings"), now);
@@ -449,7 +497,7 @@ mod tests {
     #[test]
     fn a_line_without_modem_lines_takes_dtr_rts_and_break() {
         let pty = Pty::open().expect("pty");
-        let line = Line::open(&pty.slave, &Settings::default()).expect("open");
+        let line = open(&pty, "115200,8,N,1").expect("open");
         line.set_dtr(false).expect("dtr");
         line.set_rts(true).expect("rts");
         assert_eq!(line.modem_status().expect("TIOCMGET"), None);
@@ -464,7 +512,7 @@ mod tests {
         let pty = Pty::open().expect("pty");
         let before = slave_termios(&pty);
         assert_ne!(termios::standard_speed(&before), Some(2400));
-        let line = Line::open(&pty.slave, &settings("1200,8,N,1")).expect("open");
+        let line = open(&pty, "1200,8,N,1").expect("open");
         line.configure(&settings("2400,8,N,2")).expect("configure");
         line.set_flow(Flow::RtsCts).expect("flow");
         drop(line);
@@ -489,7 +537,7 @@ mod tests {
         let holder = sys::open(&pty.slave, libc::O_RDWR | libc::O_NOCTTY, 0).expect("slave");
         sys::write(pty.master.as_fd(), b"NO CARRIER\r\n").expect("write");
         std::thread::sleep(Duration::from_millis(50));
-        let line = Line::open(&pty.slave, &Settings::default()).expect("open");
+        let line = open(&pty, "115200,8,N,1").expect("open");
         drop(holder);
         sys::write(pty.master.as_fd(), b"OK\r\n").expect("write");
         let ready = sys::poll(

@@ -8,20 +8,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use crate::config::Parity;
+use crate::config::{Flow, Parity};
 use crate::sys::{self, cvt};
-
-/// Flow control on a line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Flow {
-    /// None: the line never pauses.
-    #[default]
-    None,
-    /// Hardware: RTS/CTS (`CRTSCTS`).
-    RtsCts,
-    /// Software: XON/XOFF both ways (`IXON|IXOFF`).
-    XonXoff,
-}
 
 /// The input, output or both queues of a line, for [`flush`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

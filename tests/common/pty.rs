@@ -23,6 +23,9 @@ pub trait PtyExt {
     fn read_for(&self, want: usize, timeout: Duration) -> Vec<u8>;
     /// Writes all of `data` to the master (what the modem says).
     fn write_all(&self, data: &[u8]);
+    /// The slave's termios, as the daemon set it: on a PTY master, Linux reads the termios of
+    /// the slave (`tty_mode_ioctl` acts on the linked tty).
+    fn termios(&self) -> libc::termios;
     /// [`PtyExt::write_all`] on a copy of the master from a thread, so that the test can
     /// read at the same time.
     fn write_in_background(&self, data: Vec<u8>) -> thread::JoinHandle<()>;
@@ -50,6 +53,10 @@ impl PtyExt for Pty {
                 return false;
             }
         }
+    }
+
+    fn termios(&self) -> libc::termios {
+        modemd::serial::termios::get(self.master.as_fd()).expect("tcgetattr on the master")
     }
 
     fn slave_open(&self) -> bool {
