@@ -127,7 +127,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
     };
     let ctx = Arc::new(Context {
         lock_dir,
-        registry: Registry::default(),
+        registry: Registry::new().map_err(setup("create the session registry"))?,
     });
     {
         let ctx = Arc::clone(&ctx);

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod devpath;
 pub mod dns;
+pub mod hangup;
 pub mod inetd;
 pub mod listener;
 pub mod lock;

@@ -209,6 +209,11 @@ fn template_in(dir: &Path) -> io::Result<PathBuf> {
 }
 
 impl UucpLock {
+    /// The lock file: what names the device among the sessions of this process.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Locks `device` for this process, taking over a stale lock once.
     pub fn acquire(dir: &Path, device: &Path) -> Result<UucpLock, Error> {
         let path = lock_path(dir, device)?;

@@ -1,27 +1,48 @@
-//! The live sessions, so that shutdown can end them all and wait for their clean-up.
+//! The live sessions: so that shutdown can end them all and wait for their clean-up, and so
+//! that a client never reads `busy` for a device that is only hanging up.
 //!
 //! A session enters with its [`Control`] and leaves when its [`Ticket`] drops, on every way
-//! out. Once [`Registry::stop_all`] has run, nobody enters any more. It only asks sessions to
-//! stop; it must never close a session's device or remove its lock itself: the session owns
-//! those and releases them as it ends.
+//! out; through the ticket it says which device (by lock file) it holds, when it starts to
+//! hang up, and when it let the device go. Once [`Registry::stop_all`] has run, nobody enters
+//! any more. It only asks sessions to stop; it must never close a session's device or remove
+//! its lock itself: the session owns those and releases them as it ends.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::relay::{Control, End};
+use crate::relay::{Control, DRAIN, End};
+use crate::sys::{self, EventFd, Interest};
 
-/// The live sessions, so that SIGTERM can end them all and wait for their clean-up.
-#[derive(Default)]
+/// What a waiting client allows beyond a hold's end: the releasing session still flushes,
+/// closes and unlocks, and the waiter's thread must be scheduled.
+const SLACK: Duration = Duration::from_millis(250);
+
+/// The live sessions and the devices they hold.
 pub struct Registry {
-    state: Mutex<RegistryState>,
+    state: Mutex<State>,
     changed: Condvar,
+    /// Signalled by [`Registry::stop_all`], for holds to wait on beside their device.
+    closing: EventFd,
 }
 
-#[derive(Default)]
-struct RegistryState {
+struct State {
     next: u64,
-    live: Vec<(u64, Arc<Control>)>,
+    live: Vec<Live>,
     closing: bool,
+}
+
+/// One live session.
+struct Live {
+    id: u64,
+    ctl: Arc<Control>,
+    /// The lock file of the device it holds, once claimed.
+    lock: Option<PathBuf>,
+    /// How long its hang-up holds the device, once claimed.
+    hold: Duration,
+    /// Hanging up until then: the client is gone and the device will be free.
+    until: Option<Instant>,
 }
 
 /// A session's place in the registry; dropping it leaves.
@@ -31,8 +52,28 @@ pub struct Ticket<'r> {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryState> {
+    /// An empty registry.
+    pub fn new() -> std::io::Result<Registry> {
+        Ok(Registry {
+            state: Mutex::new(State {
+                next: 0,
+                live: Vec::new(),
+                closing: false,
+            }),
+            changed: Condvar::new(),
+            closing: EventFd::new()?,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(&self, s: MutexGuard<'a, State>, left: Duration) -> MutexGuard<'a, State> {
+        match self.changed.wait_timeout(s, left) {
+            Ok((guard, _)) => guard,
+            Err(p) => p.into_inner().0,
+        }
     }
 
     /// Registers a session; `None` once the daemon is shutting down.
@@ -43,16 +84,63 @@ impl Registry {
         }
         s.next += 1;
         let id = s.next;
-        s.live.push((id, ctl));
+        s.live.push(Live {
+            id,
+            ctl,
+            lock: None,
+            hold: Duration::ZERO,
+            until: None,
+        });
         Some(Ticket { registry: self, id })
     }
 
-    /// Ends every live session and refuses new ones.
+    /// Ends every live session, refuses new ones and cuts holds short.
     pub fn stop_all(&self) {
         let mut s = self.lock();
         s.closing = true;
-        for (_, ctl) in &s.live {
-            ctl.stop(End::Shutdown);
+        for live in &s.live {
+            live.ctl.stop(End::Shutdown);
+        }
+        self.closing.signal();
+        self.changed.notify_all();
+    }
+
+    /// The descriptor that becomes readable once the daemon shuts down.
+    pub fn closing_fd(&self) -> std::os::fd::RawFd {
+        self.closing.raw()
+    }
+
+    /// By when the device locked by `lock`, which this process holds, will be free: now if
+    /// no session holds it (any more); soon if the session holding it is ending (hanging
+    /// up, or its client already gone though its thread has not noticed yet). `None`: a
+    /// client that is still there holds it, so it is busy.
+    pub fn free_by(&self, lock: &Path) -> Option<Instant> {
+        let s = self.lock();
+        let Some(live) = s.live.iter().find(|l| l.lock.as_deref() == Some(lock)) else {
+            return Some(Instant::now());
+        };
+        if let Some(until) = live.until {
+            return Some(until + SLACK);
+        }
+        // A FIN or RST that the session's thread has not read yet: the client is gone, and
+        // the session will drain the device (at most DRAIN), then hang up.
+        let fd = [(live.ctl.client().as_raw_fd(), Interest::Peer)];
+        let gone = sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup);
+        gone.then(|| Instant::now() + DRAIN + live.hold + SLACK)
+    }
+
+    /// Waits until a session lets go of one of `locks`, the daemon shuts down, or `deadline`.
+    pub fn wait_released(&self, locks: &[PathBuf], deadline: Instant) {
+        let mut s = self.lock();
+        loop {
+            let all_held = locks
+                .iter()
+                .all(|p| s.live.iter().any(|l| l.lock.as_ref() == Some(p)));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !all_held || s.closing || left.is_zero() {
+                return;
+            }
+            s = self.wait(s, left);
         }
     }
 
@@ -65,19 +153,47 @@ impl Registry {
             if left.is_zero() {
                 break;
             }
-            s = match self.changed.wait_timeout(s, left) {
-                Ok((guard, _)) => guard,
-                Err(p) => p.into_inner().0,
-            };
+            s = self.wait(s, left);
         }
         s.live.len()
+    }
+}
+
+impl Ticket<'_> {
+    fn update(&self, f: impl FnOnce(&mut Live)) {
+        let mut s = self.registry.lock();
+        if let Some(live) = s.live.iter_mut().find(|l| l.id == self.id) {
+            f(live);
+        }
+        self.registry.changed.notify_all();
+    }
+
+    /// The session holds the device locked by `lock`; its hang-up will hold it `hold`.
+    pub fn claimed(&self, lock: &Path, hold: Duration) {
+        self.update(|l| {
+            l.lock = Some(lock.to_owned());
+            l.hold = hold;
+        });
+    }
+
+    /// The session hangs up: its device is free by `until`.
+    pub fn hanging_up(&self, until: Instant) {
+        self.update(|l| l.until = Some(until));
+    }
+
+    /// The session has closed and unlocked its device.
+    pub fn released(&self) {
+        self.update(|l| {
+            l.lock = None;
+            l.until = None;
+        });
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         let mut s = self.registry.lock();
-        s.live.retain(|(id, _)| *id != self.id);
+        s.live.retain(|l| l.id != self.id);
         self.registry.changed.notify_all();
     }
 }
@@ -85,7 +201,7 @@ impl Drop for Ticket<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 
     fn control(listener: &TcpListener) -> Arc<Control> {
         let addr = listener.local_addr().expect("local address");
@@ -96,14 +212,62 @@ mod tests {
     #[test]
     fn stop_all_stops_live_sessions_and_refuses_new_ones() {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        let registry = Registry::default();
+        let registry = Registry::new().expect("registry");
         let ctl = control(&listener);
         let ticket = registry.enter(Arc::clone(&ctl)).expect("enter");
         assert_eq!(registry.wait_empty(Duration::ZERO), 1);
         registry.stop_all();
         assert!(ctl.stopped());
         assert!(registry.enter(control(&listener)).is_none());
+        let ready = sys::poll(
+            &[(registry.closing_fd(), Interest::Read)],
+            Some(Duration::ZERO),
+        );
+        assert!(ready.expect("poll")[0].read, "closing not signalled");
         drop(ticket);
         assert_eq!(registry.wait_empty(Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn a_device_is_busy_only_while_its_client_is_there() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let registry = Registry::new().expect("registry");
+        let ctl = control(&listener);
+        let (server_side, _) = listener.accept().expect("accept");
+        let ticket = registry.enter(Arc::clone(&ctl)).expect("enter");
+        let lock = Path::new("/var/lock/LCK..ttyS1");
+        let now = |by: Option<Instant>| by.is_some_and(|t| t <= Instant::now());
+        assert!(now(registry.free_by(lock)), "held by no session: free now");
+        ticket.claimed(lock, Duration::from_millis(500));
+        assert_eq!(registry.free_by(lock), None, "client still there: busy");
+        // The client side of ctl is the connecting socket; its peer closing is a FIN.
+        server_side.shutdown(Shutdown::Both).expect("shutdown");
+        let by = registry.free_by(lock).expect("client gone: leaving");
+        assert!(by > Instant::now() + DRAIN + Duration::from_millis(500));
+        let until = Instant::now() + Duration::from_millis(100);
+        ticket.hanging_up(until);
+        assert_eq!(registry.free_by(lock), Some(until + SLACK));
+        ticket.released();
+        assert!(now(registry.free_by(lock)), "released: free now");
+    }
+
+    #[test]
+    fn wait_released_returns_when_the_holder_lets_go() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let registry = Registry::new().expect("registry");
+        let ticket = registry.enter(control(&listener)).expect("enter");
+        let lock = PathBuf::from("/var/lock/LCK..ttyS2");
+        ticket.claimed(&lock, Duration::ZERO);
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                ticket.released();
+            });
+            registry.wait_released(std::slice::from_ref(&lock), start + Duration::from_secs(5));
+        });
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
     }
 }

@@ -164,6 +164,7 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
     if let Some(path) = &opts.pid_file {
         daemon::check_not_running(path).map_err(Error::Pid)?;
     }
+    let registry = Registry::new().map_err(setup("create the session registry"))?;
     let bound = bind_all(config)?;
     let detached = if opts.daemon {
         match daemon::daemonize().map_err(setup("become a daemon"))? {
@@ -179,7 +180,7 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
     };
     let ctx = Arc::new(Context {
         lock_dir: opts.lock_dir.clone(),
-        registry: Registry::default(),
+        registry,
     });
     let started = start(bound, &opts, &ctx);
     if let Some(d) = detached {

@@ -1,5 +1,9 @@
 //! One client from admission to accounting: admit (ACL) → claim (pool + UUCP lock) → open
-//! (serial) → relay → hang up → log.
+//! (serial) → relay → hang up (`hangup.rs`) → log.
+//!
+//! Busy means busy: a device that its session is only hanging up, or whose client has
+//! already gone, is waited for (bounded by the hold), and only devices held for clients
+//! still there turn a client away.
 //!
 //! The daemon and inetd mode both end up here; only where the connection comes from differs.
 //! A session owns its lock, line and socket as values, in that drop order reversed: the line
@@ -14,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acl;
-use crate::config::{Entry, Pool};
+use crate::config::{Entry, Hangup, Pool};
+use crate::hangup;
 use crate::lock::{self, UucpLock};
 use crate::registry::Registry;
 use crate::relay::{self, Control, DRAIN, End};
@@ -49,7 +54,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
             return;
         }
     };
-    let Some(_ticket) = ctx.registry.enter(Arc::clone(&ctl)) else {
+    let Some(ticket) = ctx.registry.enter(Arc::clone(&ctl)) else {
         return;
     };
     let resolver = SystemResolver;
@@ -78,6 +83,11 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         refuse_busy(ctl.client(), peer, &pool.listen);
         return;
     };
+    let hold = match entry.options.hangup {
+        Hangup::Hold(hold) => hold,
+        Hangup::Off => Duration::ZERO,
+    };
+    ticket.claimed(lock.path(), hold);
     if ctl.stopped() {
         return;
     }
@@ -94,8 +104,6 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     if matches!(end, End::ClientClosed) {
         line.drain(DRAIN);
     }
-    drop(line);
-    drop(lock);
     if matches!(end, End::DeviceGone | End::DeviceError(_) | End::Idle) {
         // The client may still be there: tell it why the line went dead.
         let mut c = ctl.client();
@@ -107,10 +115,14 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         );
         let _ = c.shutdown(Shutdown::Both);
     }
+    let left = hangup::hang_up(&line, entry.options.hangup, &end, &ticket, &ctx.registry);
+    drop(line);
+    drop(lock);
+    ticket.released();
     // Integer arithmetic: a float formatter would cost the router image more than this line.
     let ms = sys::millis(start.elapsed());
     crate::info!(
-        "session end: {peer} on {} device {} in {} out {} duration {}.{:03}s reason {end}",
+        "session end: {peer} on {} device {} in {} out {} duration {}.{:03}s reason {end}, {left}",
         pool.listen,
         entry.device.display(),
         totals.to_device,
@@ -120,35 +132,54 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     );
 }
 
-/// The first admitted device that is free, locked and open.
+/// The first admitted device that is free, locked and open. A device that one of our own
+/// sessions is letting go of (hanging up, or its client gone) is waited for, once, until
+/// the first such device is free or the longest of their holds is over.
 fn claim<'p>(
     admitted: &[&'p Entry],
     ctx: &Context,
     peer: SocketAddr,
 ) -> Option<(&'p Entry, UucpLock, Line)> {
-    for entry in admitted {
-        let lock = match UucpLock::acquire(&ctx.lock_dir, &entry.device) {
-            Ok(lock) => lock,
-            Err(e @ lock::Error::Busy { .. }) => {
-                crate::debug!("{peer}: {}: {e}", entry.device.display());
-                continue;
+    let mut waited = false;
+    loop {
+        let mut leaving: Vec<PathBuf> = Vec::new();
+        let mut deadline = Instant::now();
+        for entry in admitted {
+            let lock = match UucpLock::acquire(&ctx.lock_dir, &entry.device) {
+                Ok(lock) => lock,
+                Err(lock::Error::Busy { lock, pid }) if pid == Some(sys::getpid()) => {
+                    if let Some(by) = ctx.registry.free_by(&lock) {
+                        deadline = deadline.max(by);
+                        leaving.push(lock);
+                    }
+                    continue;
+                }
+                Err(e @ lock::Error::Busy { .. }) => {
+                    crate::debug!("{peer}: {}: {e}", entry.device.display());
+                    continue;
+                }
+                Err(e) => {
+                    crate::error!("{peer}: {}: {e}", entry.device.display());
+                    continue;
+                }
+            };
+            match Line::open(
+                &entry.device,
+                &entry.settings,
+                entry.options.flow,
+                entry.options.hangup,
+            ) {
+                Ok(line) => return Some((entry, lock, line)),
+                Err(e) => crate::error!("{peer}: cannot open {e}"),
             }
-            Err(e) => {
-                crate::error!("{peer}: {}: {e}", entry.device.display());
-                continue;
-            }
-        };
-        match Line::open(
-            &entry.device,
-            &entry.settings,
-            entry.options.flow,
-            entry.options.hangup,
-        ) {
-            Ok(line) => return Some((entry, lock, line)),
-            Err(e) => crate::error!("{peer}: cannot open {e}"),
         }
+        if leaving.is_empty() || waited {
+            return None;
+        }
+        crate::debug!("{peer}: waiting for a device that is hanging up");
+        ctx.registry.wait_released(&leaving, deadline);
+        waited = true;
     }
-    None
 }
 
 /// Tells the client every device is taken, then closes without a reset, so the line is not
