@@ -78,18 +78,16 @@ pub fn hang_up(
     line.hang_up();
     let pointless = matches!(end, End::DeviceGone | End::DeviceError(_) | End::Shutdown);
     let start = Instant::now();
-    let cut = if hold.is_zero() || pointless {
-        None
+    let (held, cut) = if hold.is_zero() || pointless {
+        (Duration::ZERO, None)
     } else {
         ticket.hanging_up(start + hold);
-        discard(line, start + hold, registry)
+        let cut = discard(line, start + hold, registry);
+        (start.elapsed(), cut)
     };
     // What arrived between the last read and now must not reach the next client either.
     let _ = line.flush(Queue::Input);
-    Left::HungUp {
-        held: start.elapsed(),
-        cut,
-    }
+    Left::HungUp { held, cut }
 }
 
 /// Reads and throws away what the device says until `deadline`; returns early, saying why,

@@ -5,7 +5,16 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
 use common::*;
+use modemd::sys::{self, Interest};
 
 /// (option, CRTSCTS expected, IXON|IXOFF expected)
 const FLOWS: [(&str, bool, bool); 4] = [
@@ -30,4 +39,239 @@ fn flow_option_sets_the_line() {
         let _c = session(&pty, addr);
         assert_eq!(flow_flags(&pty), (hard, soft), "with '{option}'");
     }
+}
+
+/// The hold every test here assumes unless it sets one: DESIGN §2's default.
+const HOLD: Duration = Duration::from_millis(500);
+/// What the acceptance allows beyond a hold: the release, and a new claim.
+const SLACK: Duration = Duration::from_millis(300);
+
+/// A device that echoes what it gets `delay` late, the way a modem's answer lags; records
+/// when each chunk arrived.
+struct LaggingEcho {
+    arrivals: mpsc::Receiver<(Instant, Vec<u8>)>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl LaggingEcho {
+    fn start(pty: &Pty, delay: Duration) -> LaggingEcho {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (arrived, arrivals) = mpsc::channel();
+        let (due, echoes) = mpsc::channel::<(Instant, Vec<u8>)>();
+        let reader = {
+            let master = pty.master.try_clone().expect("dup master");
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    let ready = sys::poll(
+                        &[(master.as_raw_fd(), Interest::Read)],
+                        Some(Duration::from_millis(20)),
+                    )
+                    .expect("poll");
+                    if !ready[0].read {
+                        // No opener (hang-up) also polls ready; nothing to read then.
+                        thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    let Ok(n) = sys::read(master.as_fd(), &mut buf) else {
+                        thread::sleep(Duration::from_millis(2));
+                        continue;
+                    };
+                    let now = Instant::now();
+                    let _ = arrived.send((now, buf[..n].to_vec()));
+                    let _ = due.send((now + delay, buf[..n].to_vec()));
+                }
+            })
+        };
+        let writer = {
+            let master = pty.master.try_clone().expect("dup master");
+            thread::spawn(move || {
+                for (at, data) in echoes {
+                    thread::sleep(at.saturating_duration_since(Instant::now()));
+                    // The device may be closed by now: then the echo is lost, as it should.
+                    let _ = sys::write(master.as_fd(), &data);
+                }
+            })
+        };
+        LaggingEcho {
+            arrivals,
+            stop,
+            threads: vec![reader, writer],
+        }
+    }
+
+    /// Waits for `data` to reach the device; returns when it had all arrived.
+    fn arrived(&self, data: &[u8], timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, chunk) = self.arrivals.recv_timeout(left).ok()?;
+            got.extend_from_slice(&chunk);
+            if got.len() >= data.len() {
+                assert_eq!(&got[..data.len()], data, "the device got other bytes");
+                return Some(at);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for LaggingEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // The reader ends on the flag; the writer when the reader drops its queue.
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn quick_reconnects_to_a_lagging_device_get_no_stale_byte_and_no_busy() {
+    let pty = Pty::open().expect("pty");
+    let echo = LaggingEcho::start(&pty, Duration::from_millis(100));
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let idle = (d.threads(), d.fds());
+    let mut stale = 0;
+    for cycle in 0..50u8 {
+        let mut c = connect(addr);
+        let start = Instant::now();
+        let mine = [b'A' + cycle % 26; 64];
+        c.write_all(&mine).expect("write");
+        let served = echo
+            .arrived(&mine, HOLD + SLACK + WAIT)
+            .unwrap_or_else(|| panic!("cycle {cycle}: never served\n{}", d.log.all()));
+        assert!(
+            served - start <= HOLD + SLACK,
+            "cycle {cycle}: served after {:?}",
+            served - start
+        );
+        if cycle % 2 == 1 {
+            // Every other client reads until its own echo is back: anything else it gets was
+            // said to an earlier client.
+            let got = read_until(&mut c, &mine, WAIT);
+            assert!(got.ends_with(&mine), "cycle {cycle}: no echo: {got:?}");
+            stale += got.len() - mine.len();
+            assert!(
+                !String::from_utf8_lossy(&got).contains("busy"),
+                "cycle {cycle} told busy"
+            );
+        }
+        // The others close before their echo is back, leaving it to the next client.
+        drop(c);
+    }
+    assert_eq!(stale, 0, "stale bytes reached later clients");
+    assert_eq!(d.log.count("busy"), 0, "{}", d.log.all());
+    assert!(
+        d.log.wait_for("line hung up, held", WAIT).is_some(),
+        "{}",
+        d.log.all()
+    );
+    // Fifty holds and waits leave no thread, descriptor or lock behind.
+    assert!(
+        pty.wait_hangup(WAIT),
+        "device not closed after the last hold"
+    );
+    assert!(
+        wait_until(WAIT, || (d.threads(), d.fds()) == idle),
+        "threads/fds {:?}, idle {idle:?}",
+        (d.threads(), d.fds())
+    );
+    assert!(d.dir.locks().is_empty(), "lock left");
+}
+
+#[test]
+fn a_device_held_for_a_client_still_there_is_busy_at_once() {
+    let pty = Pty::open().expect("pty");
+    let (_d, addr) = one_device(&pty.slave, "", &[]);
+    let first = session(&pty, addr);
+    let start = Instant::now();
+    assert_busy(addr, "second client");
+    assert!(
+        start.elapsed() < HOLD,
+        "busy only after {:?}: it waited for a live session",
+        start.elapsed()
+    );
+    drop(first);
+}
+
+/// How long the device stayed open after the client of a session left.
+fn open_after_leaving(pty: &Pty, addr: SocketAddr) -> Duration {
+    let c = session(pty, addr);
+    drop(c);
+    let left = Instant::now();
+    assert!(pty.wait_hangup(HOLD * 20 + WAIT), "device never closed");
+    left.elapsed()
+}
+
+#[test]
+fn the_device_is_held_for_the_hangup_time_then_freed() {
+    for (option, hold) in [("", HOLD), ("hangup=1000", Duration::from_secs(1))] {
+        let pty = Pty::open().expect("pty");
+        let (d, addr) = one_device(&pty.slave, option, &[]);
+        let open = open_after_leaving(&pty, addr);
+        assert!(
+            open >= hold && open <= hold + SLACK,
+            "'{option}': open {open:?} after the client left"
+        );
+        assert!(d.log.wait_for("held", WAIT).is_some(), "{}", d.log.all());
+    }
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "hangup=0", &[]);
+    let open = open_after_leaving(&pty, addr);
+    assert!(
+        open <= SLACK,
+        "hangup=0: open {open:?} after the client left"
+    );
+    let end = d.log.wait_for("session end", WAIT).expect("session end");
+    assert!(end.ends_with("line hung up"), "{end}");
+}
+
+#[test]
+fn hangup_off_leaves_hupcl_clear_and_says_so() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "hangup=off", &[]);
+    let open = open_after_leaving(&pty, addr);
+    assert!(open <= SLACK, "hangup=off: held {open:?}");
+    assert_eq!(pty.termios().c_cflag & libc::HUPCL, 0, "HUPCL set");
+    let end = d.log.wait_for("session end", WAIT).expect("session end");
+    assert!(end.ends_with("line left up"), "{end}");
+    // The default sets it: closing the device drops DTR.
+    let pty = Pty::open().expect("pty");
+    let (_d, addr) = one_device(&pty.slave, "", &[]);
+    let _c = session(&pty, addr);
+    assert_ne!(
+        pty.termios().c_cflag & libc::HUPCL,
+        0,
+        "HUPCL clear by default"
+    );
+}
+
+#[test]
+fn sigterm_during_a_hold_exits_promptly_without_a_lock() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("hold");
+    let port = free_port();
+    let conf = config_entry(port, &pty.slave, "hangup=5000");
+    let mut d = Daemon::builder(&conf).dir(dir).start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    drop(session(&pty, addr));
+    thread::sleep(Duration::from_millis(200));
+    assert!(pty.slave_open(), "not holding the device");
+    d.signal(libc::SIGTERM);
+    let start = Instant::now();
+    let status = d.wait_exit(Duration::from_secs(6)).expect("no exit");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "SIGTERM waited {:?} for a 5 s hold",
+        start.elapsed()
+    );
+    assert!(pty.wait_hangup(WAIT));
+    let end = d.log.wait_for("session end", WAIT).expect("session end");
+    assert!(end.contains("cut short: shutdown"), "{end}");
+    assert_eq!(d.dir.lock_files(), Vec::<String>::new(), "lock left");
 }
