@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -362,7 +362,6 @@ fn copy_to_client(
     buf: &mut [u8],
 ) -> u64 {
     let mut total = 0u64;
-    let mut client = ctl.client();
     let fds = [
         (line.as_fd().as_raw_fd(), Interest::Read),
         (ctl.wake.raw(), Interest::Read),
@@ -417,10 +416,53 @@ fn copy_to_client(
         };
         must_wait = n < LONG_READ;
         ctl.activity.touch();
-        if let Err(e) = client.write_all(&buf[..n]) {
-            ctl.stop(End::ClientError(e));
-            return total;
+        match write_client(ctl, line, &buf[..n], &mut total) {
+            Ok(()) => {}
+            Err(Some(end)) => {
+                ctl.stop(end);
+                return total;
+            }
+            Err(None) => return total,
         }
-        total += n as u64;
     }
+}
+
+/// Writes all of `data` to the client, counting what went into `total`. `Err(None)`: the
+/// session was stopped meanwhile.
+///
+/// A client that stops reading must not pin the session when the device goes (the other
+/// thread is then blocked reading that same silent client): while the socket is full, the
+/// device is watched for a hang-up beside it. A socket with room costs one `send`, as a
+/// blocking write would.
+fn write_client(
+    ctl: &Control,
+    line: &impl Device,
+    mut data: &[u8],
+    total: &mut u64,
+) -> Result<(), Option<End>> {
+    while !data.is_empty() {
+        match sys::send(ctl.client.as_fd(), data, libc::MSG_DONTWAIT) {
+            Ok(n) => {
+                data = &data[n..];
+                *total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let fds = [
+                    (ctl.client.as_raw_fd(), Interest::Write),
+                    (ctl.wake.raw(), Interest::Read),
+                    (line.as_fd().as_raw_fd(), Interest::Gone),
+                ];
+                let ready = sys::poll(&fds, None).map_err(|e| Some(End::ClientError(e)))?;
+                if ready[1].read {
+                    return Err(None);
+                }
+                if ready[2].hangup {
+                    return Err(Some(line.end_of_stream()));
+                }
+            }
+            Err(e) => return Err(Some(End::ClientError(e))),
+        }
+    }
+    Ok(())
 }

@@ -275,3 +275,44 @@ fn sigterm_during_a_hold_exits_promptly_without_a_lock() {
     assert!(end.contains("cut short: shutdown"), "{end}");
     assert_eq!(d.dir.lock_files(), Vec::<String>::new(), "lock left");
 }
+
+#[test]
+fn a_device_that_fails_while_its_client_is_not_reading_ends_its_session() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let c = session(&pty, addr);
+    // The client reads nothing from here on. The device talks until everything between it
+    // and the client is full and the daemon no longer takes its output.
+    let master = pty.master.try_clone().expect("dup master");
+    // SAFETY: fcntl on a descriptor we own; O_NONBLOCK only changes how writes wait.
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let chunk = [b'x'; 4096];
+    let mut stalled = Instant::now();
+    let mut sent = 0usize;
+    while stalled.elapsed() < Duration::from_millis(300) {
+        assert!(sent < 512 << 20, "the daemon never stopped taking output");
+        match sys::write(master.as_fd(), &chunk) {
+            Ok(n) => {
+                sent += n;
+                stalled = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("device write: {e}"),
+        }
+    }
+    // Now the device fails: its master closes, as a USB modem that is pulled.
+    drop(master);
+    drop(pty);
+    let failed = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(1), || d.dir.locks().is_empty()),
+        "lock still held {:?} after the device failed\n{}",
+        failed.elapsed(),
+        d.log.all()
+    );
+    let end = d.log.wait_for("session end", WAIT).expect("session end");
+    assert!(end.contains("reason device gone"), "{end}");
+    drop(c);
+}

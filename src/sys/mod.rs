@@ -188,6 +188,9 @@ pub enum Interest {
     Write,
     /// Only the peer going away (`POLLRDHUP`): a socket whose data someone else reads.
     Peer,
+    /// Only a hang-up or an error, which `poll` always reports: a device whose data someone
+    /// else reads.
+    Gone,
 }
 
 /// The `pollfd` watching `fd` for `interest`, for [`poll_fds`].
@@ -198,6 +201,7 @@ pub fn pollfd(fd: RawFd, interest: Interest) -> libc::pollfd {
             Interest::Read => libc::POLLIN,
             Interest::Write => libc::POLLOUT,
             Interest::Peer => libc::POLLRDHUP,
+            Interest::Gone => 0,
         },
         revents: 0,
     }

@@ -106,6 +106,21 @@ pub fn listen(socket: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// `send(2)` from `buf` with `flags` (`MSG_NOSIGNAL` is always added: a closed peer is an
+/// `EPIPE`, not a signal); may send less than all of it.
+pub fn send(socket: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
+    let n = cvt(unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            flags | libc::MSG_NOSIGNAL,
+        )
+    })?;
+    Ok(n as usize)
+}
+
 /// Sets an integer socket option.
 pub fn setsockopt_int(
     fd: BorrowedFd<'_>,
