@@ -41,6 +41,44 @@ fn valid_files_pass() {
 }
 
 #[test]
+fn the_shipped_example_passes() {
+    let text = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/etc/modemd.conf.example"
+    ))
+    .expect("read the example");
+    let (out, _) = check(&text);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 listeners, 4 devices"));
+}
+
+#[test]
+fn line_options_are_checked() {
+    let (out, path) = check(
+        "5800 /dev/ttyS1 115200,8,N,1 ::1 flow=rts\n5801 /dev/ttyS2 115200,8,N,1 ::1 hangup=10001\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{path}:1: bad flow 'rts' (expected none, rtscts or xonxoff)"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{path}:2: bad hangup '10001' (expected milliseconds, 0 to 10000, or off)"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn empty_hosts_passes_with_a_warning_naming_the_line() {
     let (out, path) = check("\n5800 /dev/ttyS1 115200,8,N,1\n");
     assert_eq!(out.status.code(), Some(0));
