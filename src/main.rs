@@ -59,6 +59,18 @@ fn options() -> getopts::Options {
     o
 }
 
+/// Option `-name` parsed, or its default when not given; an error names the option.
+fn parsed<T>(m: &getopts::Matches, name: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + Default,
+    T::Err: std::fmt::Display,
+{
+    match m.opt_str(name) {
+        None => Ok(T::default()),
+        Some(text) => text.parse().map_err(|e| format!("-{name}: {e}")),
+    }
+}
+
 fn bad_usage(msg: &str) -> ExitCode {
     eprintln!("modemd: {msg} (modemd -h for help)");
     ExitCode::from(2)
@@ -114,22 +126,14 @@ fn main() -> ExitCode {
                     modemd::error!("relative device path '{device}' (expected /dev/...)");
                     return ExitCode::FAILURE;
                 }
-                let settings = match m.opt_str("s").map(|s| s.parse::<Settings>()) {
-                    None => Settings::default(),
-                    Some(Ok(s)) => s,
-                    Some(Err(e)) => {
-                        modemd::error!("-s: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let options = match m.opt_str("o").map(|o| o.parse::<Options>()) {
-                    None => Options::default(),
-                    Some(Ok(o)) => o,
-                    Some(Err(e)) => {
-                        modemd::error!("-o: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
+                let (settings, options) =
+                    match (parsed::<Settings>(&m, "s"), parsed::<Options>(&m, "o")) {
+                        (Ok(settings), Ok(options)) => (settings, options),
+                        (Err(e), _) | (_, Err(e)) => {
+                            modemd::error!("{e}");
+                            return ExitCode::FAILURE;
+                        }
+                    };
                 inetd::Source::Device {
                     device: PathBuf::from(device),
                     settings,
