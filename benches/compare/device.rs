@@ -83,6 +83,13 @@ pub fn poll1(fd: RawFd, events: libc::c_short, timeout: Duration) -> libc::c_sho
     if r <= 0 { 0 } else { p.revents }
 }
 
+/// `poll` on a set of descriptors; false on timeout or error (then no `revents` are set).
+pub fn poll_all(fds: &mut [libc::pollfd], timeout: Duration) -> bool {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the whole call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) > 0 }
+}
+
 pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its whole length.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -147,38 +154,53 @@ pub fn read_exact_by(fd: RawFd, buf: &mut [u8], deadline: Instant) -> io::Result
     Ok(())
 }
 
-/// Echoes whatever the servers write to a set of devices, on one thread, until dropped.
-pub struct Echo {
+/// A thread playing the modem until dropped; it watches `stop` (an eventfd) to know when.
+struct Worker {
     stop: OwnedFd,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Echo {
-    /// Echoes on the masters of `devices` (which must outlive the echo).
-    pub fn start(devices: &[&Device]) -> Echo {
+impl Worker {
+    /// Runs `body` on a thread named `name`, handing it the descriptor that becomes readable
+    /// when the worker is dropped.
+    fn spawn(name: &str, body: impl FnOnce(RawFd) + Send + 'static) -> Worker {
         // SAFETY: eventfd takes no pointers; the result is checked before it is owned.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         assert!(fd >= 0, "eventfd: {}", io::Error::last_os_error());
         // SAFETY: `fd` is a fresh descriptor nothing else owns.
         let stop = unsafe { OwnedFd::from_raw_fd(fd) };
-        let masters: Vec<RawFd> = devices.iter().map(|d| d.master()).collect();
         let thread = thread::Builder::new()
-            .name("echo".into())
-            .spawn(move || echo_loop(&masters, fd))
-            .expect("spawn echo thread");
-        Echo {
+            .name(name.into())
+            .spawn(move || body(fd))
+            .expect("spawn device thread");
+        Worker {
             stop,
             thread: Some(thread),
         }
     }
 }
 
-impl Drop for Echo {
+impl Drop for Worker {
     fn drop(&mut self) {
         let one = 1u64.to_ne_bytes();
         let _ = write_fd(self.stop.as_raw_fd(), &one);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Echoes whatever the servers write to a set of devices, on one thread, until dropped.
+pub struct Echo {
+    _worker: Worker,
+}
+
+impl Echo {
+    /// Echoes on the masters of `devices` (which must outlive the echo).
+    pub fn start(devices: &[&Device]) -> Echo {
+        let masters: Vec<RawFd> = devices.iter().map(|d| d.master()).collect();
+        Echo {
+            _worker: Worker::spawn("echo", move |stop| echo_loop(&masters, stop)),
         }
     }
 }
@@ -195,9 +217,7 @@ fn echo_loop(masters: &[RawFd], stop: RawFd) {
         .collect();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the whole call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-        if r <= 0 {
+        if !poll_all(&mut fds, Duration::from_secs(1)) {
             continue;
         }
         if fds[masters.len()].revents != 0 {

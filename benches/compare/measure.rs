@@ -284,9 +284,7 @@ pub fn many(
     let mut count = 0u64;
     let mut buf = [0u8; 64];
     while Instant::now() < until {
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the whole call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        if r <= 0 {
+        if !device::poll_all(&mut fds, Duration::from_millis(100)) {
             continue;
         }
         let counting = Instant::now() >= from;
