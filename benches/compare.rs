@@ -426,6 +426,12 @@ fn main() {
          the machine, a static modemd with any other modemd running. Connect: connect, \
          send 1 byte, read its echo; the next client starts once the server closed the device."
     );
+    let _ = writeln!(
+        out,
+        "- modemd runs with `hangup=0` (device freed as soon as the client goes) in every \
+         table, connect → first byte included: the other servers hold nothing after a \
+         session, and with the default 500 ms hold each reconnect would wait for it."
+    );
     out += "\n";
     out += &res.tables();
     out += &res.goals();

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{TempDir, free_port, run_bounded};
+use crate::common::{TempDir, config_entry, free_port, run_bounded};
 use crate::device::Device;
 use crate::procs::{self, Mem};
 
@@ -244,9 +244,11 @@ impl Server {
         match kind {
             Kind::Modemd => {
                 let conf = dir.join("modemd.conf");
+                // hangup=0: the device is freed as soon as the client goes, as the other
+                // servers do, so reconnecting measurements do not wait for a 500 ms hold.
                 let text: String = pairs
                     .iter()
-                    .map(|(p, d)| format!("127.0.0.1:{p} {} 115200,8,N,1 127.0.0.1\n", d.display()))
+                    .map(|(p, d)| config_entry(*p, d, "hangup=0"))
                     .collect();
                 fs::write(&conf, text).map_err(|e| e.to_string())?;
                 let mut c = Command::new(&tools.modemd);
