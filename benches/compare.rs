@@ -8,10 +8,14 @@
 //! turn (the order rotates from round to round), so a ratio to the C relay compares figures
 //! taken seconds apart. Reported: medians over the rounds with min–max and the median ratio.
 //!
-//! `BENCH_QUICK=1`: 3 rounds and smaller sizes, under a minute. `BENCH_ROUNDS=N` overrides the
-//! round count, `BENCH_NO_DMA_LATENCY=1` leaves `/dev/cpu_dma_latency` alone. modemd is
-//! `MODEMD_BIN`, else the static build in `dist/` if there is one, else cargo's. Figures only:
-//! nothing here fails on speed. Results: printed, and written to `benches/results/`.
+//! A disconnect / reconnect table shows what a session leaves behind on a device slow to
+//! answer (stale bytes, busy replies) and what a reconnect costs; modemd keeps its default
+//! hang-up hold there and runs with `hangup=0` everywhere else, like the others.
+//!
+//! `BENCH_QUICK=1`: 3 rounds and smaller sizes, under a minute and a half. `BENCH_ROUNDS=N`
+//! overrides the round count, `BENCH_NO_DMA_LATENCY=1` leaves `/dev/cpu_dma_latency` alone.
+//! modemd is `MODEMD_BIN`, else the static build in `dist/` if there is one, else cargo's.
+//! Figures only: nothing here fails on speed. Results: printed, and written to `benches/results/`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -36,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use device::Device;
 use measure::with_echo;
 use report::Results;
-use servers::{Kind, Server, Tools};
+use servers::{Hangup, Kind, Server, Tools};
 
 /// Sizes of a run.
 struct Plan {
@@ -54,6 +58,8 @@ struct Plan {
     ports: usize,
     many_warmup: Duration,
     many_time: Duration,
+    /// Disconnect / reconnect cycles per server over the whole run, spread over the rounds.
+    reconnects: usize,
     /// The whole run must end within this; a watchdog kills everything after it.
     budget: Duration,
 }
@@ -75,7 +81,8 @@ impl Plan {
                 ports: 64,
                 many_warmup: Duration::from_millis(100),
                 many_time: Duration::from_millis(400),
-                budget: Duration::from_secs(58),
+                reconnects: 9,
+                budget: Duration::from_secs(85),
             }
         } else {
             Plan {
@@ -91,6 +98,7 @@ impl Plan {
                 ports: 256,
                 many_warmup: Duration::from_millis(300),
                 many_time: Duration::from_secs(2),
+                reconnects: 30,
                 budget: Duration::from_secs(590),
             }
         };
@@ -103,11 +111,17 @@ impl Plan {
         p
     }
 
+    /// Reconnect cycles in each round: modemd's take 1.1 s each (a hold after either client),
+    /// so they are spread over the rounds rather than repeated in each.
+    fn reconnects_per_round(&self) -> usize {
+        self.reconnects.div_ceil(self.rounds.max(1))
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} mode: {} rounds; round trips {} after {} warm-up (capped at {:.1} s per size); \
              bulk {} MiB each way (capped at {:.1} s per run); {} connects; {} sessions; \
-             {} ports for {:.1} s",
+             {} ports for {:.1} s; {} reconnect cycles per round",
             if self.quick { "QUICK" } else { "full" },
             self.rounds,
             self.rtt_iters,
@@ -119,9 +133,13 @@ impl Plan {
             self.sessions,
             self.ports,
             self.many_time.as_secs_f64(),
+            self.reconnects_per_round(),
         )
     }
 }
+
+/// How late the lagging device of the disconnect table echoes: a modem slow to answer.
+const LAG: Duration = Duration::from_millis(50);
 
 /// Holds `/dev/cpu_dma_latency` at 0 for the run: idle vCPUs of these VMs otherwise halt and
 /// wake slowly, which inflates small-message latency.
@@ -220,11 +238,13 @@ fn main() {
     let data = common::random_bytes(plan.bulk, 7);
     let mut res = Results::new(kinds.clone(), plan.rounds);
 
-    // One device per server for the single-session figures, and two pools reused by one
-    // server at a time for the 32-session and many-port figures (echoing all along).
+    // One device per server for the single-session figures, two pools reused by one server
+    // at a time for the 32-session and many-port figures (echoing all along), and one
+    // lagging device, also one server at a time, for the disconnect table.
     let mains: Vec<Device> = kinds.iter().map(|_| Device::new()).collect();
     let pool: Vec<Device> = (0..plan.sessions).map(|_| Device::new()).collect();
     let wide: Vec<Device> = (0..plan.ports).map(|_| Device::new()).collect();
+    let lagging = Device::new();
     let pool_refs: Vec<&Device> = pool.iter().collect();
     let wide_refs: Vec<&Device> = wide.iter().collect();
     let _pool_echo = device::Echo::start(&pool_refs);
@@ -258,7 +278,7 @@ fn main() {
         // Single-port instances of every server, all up at once, measured in turn.
         let mut running: Vec<(Kind, Server)> = Vec::new();
         each(&mut res, &order, "start", |_, k| {
-            running.push((k, Server::start(k, &tools, &[dev_of(k)])?));
+            running.push((k, Server::start(k, &tools, &[dev_of(k)], Hangup::Free)?));
             Ok(())
         });
         let order: Vec<Kind> = order
@@ -349,7 +369,7 @@ fn main() {
 
         // 32 sessions on 32 ports, then many ports, one server at a time.
         each(&mut res, &order, "32 sessions", |res, k| {
-            let s = Server::start(k, &tools, &pool_refs)?;
+            let s = Server::start(k, &tools, &pool_refs, Hangup::Free)?;
             let m = measure::sessions_memory(&s, &pool_refs, &s.addrs(), &[64, 16 * 1024]);
             drop(s);
             pool.iter().for_each(Device::flush);
@@ -361,7 +381,7 @@ fn main() {
             Ok(())
         });
         each(&mut res, &order, "many ports", |res, k| {
-            let s = Server::start(k, &tools, &wide_refs)?;
+            let s = Server::start(k, &tools, &wide_refs, Hangup::Free)?;
             let r = measure::many(&s, plan.many_warmup, plan.many_time);
             drop(s);
             wide.iter().for_each(Device::flush);
@@ -377,6 +397,15 @@ fn main() {
                     round + 1
                 ));
             }
+            Ok(())
+        });
+        // modemd with its default hold here: this table is about what the hold is for.
+        each(&mut res, &order, "reconnects", |res, k| {
+            let s = Server::start(k, &tools, &[&lagging], Hangup::Hold)?;
+            let r = measure::reconnects(&s, &lagging, plan.reconnects_per_round(), LAG);
+            drop(s);
+            lagging.flush();
+            res.add_reconnects(k, r?);
             Ok(())
         });
         rounds_done += 1;
@@ -426,8 +455,28 @@ fn main() {
          the machine, a static modemd with any other modemd running. Connect: connect, \
          send 1 byte, read its echo; the next client starts once the server closed the device."
     );
+    let _ = writeln!(
+        out,
+        "- modemd runs with `hangup=0` (device freed as soon as the client goes) in every \
+         table but the disconnect one, connect → first byte included: the other servers hold \
+         nothing after a session, and with the default 500 ms hold each reconnect would wait \
+         for it. The disconnect table runs modemd with its default hold (`hangup=500`)."
+    );
+    let _ = writeln!(
+        out,
+        "- Disconnect / reconnect: the bench plays a modem that echoes {} ms late; per \
+         cycle a client connects, sends 64 bytes of its own and, once they reached the \
+         device, closes at once without reading, and the next connects at once, sends 64 \
+         bytes of its own and reads until their echo is back (2 s at most). Stale: bytes of \
+         an earlier client's pattern that this client read. Busy: it was refused, closed or \
+         left waiting without its echo. Reconnect: its connect → all of its 64 bytes at the \
+         device. Counts over all cycles of all rounds; before each cycle the server has let \
+         the device go and the device has said all it had.",
+        LAG.as_millis()
+    );
     out += "\n";
     out += &res.tables();
+    out += &res.reconnect_table(LAG.as_millis() as u64);
     out += &res.goals();
     out += "\n";
     out += &res.per_round();

@@ -1,12 +1,15 @@
 //! The device side of every server: PTYs whose masters the bench holds, an echo loop (a modem
-//! in data mode), and non-blocking I/O with deadlines for sockets and masters alike.
+//! in data mode), a lagging echo (a modem slow to answer), and non-blocking I/O with
+//! deadlines for sockets and masters alike.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -83,6 +86,13 @@ pub fn poll1(fd: RawFd, events: libc::c_short, timeout: Duration) -> libc::c_sho
     if r <= 0 { 0 } else { p.revents }
 }
 
+/// `poll` on a set of descriptors; false on timeout or error (then no `revents` are set).
+pub fn poll_all(fds: &mut [libc::pollfd], timeout: Duration) -> bool {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the whole call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) > 0 }
+}
+
 pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its whole length.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -147,38 +157,53 @@ pub fn read_exact_by(fd: RawFd, buf: &mut [u8], deadline: Instant) -> io::Result
     Ok(())
 }
 
-/// Echoes whatever the servers write to a set of devices, on one thread, until dropped.
-pub struct Echo {
+/// A thread playing the modem until dropped; it watches `stop` (an eventfd) to know when.
+struct Worker {
     stop: OwnedFd,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Echo {
-    /// Echoes on the masters of `devices` (which must outlive the echo).
-    pub fn start(devices: &[&Device]) -> Echo {
+impl Worker {
+    /// Runs `body` on a thread named `name`, handing it the descriptor that becomes readable
+    /// when the worker is dropped.
+    fn spawn(name: &str, body: impl FnOnce(RawFd) + Send + 'static) -> Worker {
         // SAFETY: eventfd takes no pointers; the result is checked before it is owned.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         assert!(fd >= 0, "eventfd: {}", io::Error::last_os_error());
         // SAFETY: `fd` is a fresh descriptor nothing else owns.
         let stop = unsafe { OwnedFd::from_raw_fd(fd) };
-        let masters: Vec<RawFd> = devices.iter().map(|d| d.master()).collect();
         let thread = thread::Builder::new()
-            .name("echo".into())
-            .spawn(move || echo_loop(&masters, fd))
-            .expect("spawn echo thread");
-        Echo {
+            .name(name.into())
+            .spawn(move || body(fd))
+            .expect("spawn device thread");
+        Worker {
             stop,
             thread: Some(thread),
         }
     }
 }
 
-impl Drop for Echo {
+impl Drop for Worker {
     fn drop(&mut self) {
         let one = 1u64.to_ne_bytes();
         let _ = write_fd(self.stop.as_raw_fd(), &one);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Echoes whatever the servers write to a set of devices, on one thread, until dropped.
+pub struct Echo {
+    _worker: Worker,
+}
+
+impl Echo {
+    /// Echoes on the masters of `devices` (which must outlive the echo).
+    pub fn start(devices: &[&Device]) -> Echo {
+        let masters: Vec<RawFd> = devices.iter().map(|d| d.master()).collect();
+        Echo {
+            _worker: Worker::spawn("echo", move |stop| echo_loop(&masters, stop)),
         }
     }
 }
@@ -195,9 +220,7 @@ fn echo_loop(masters: &[RawFd], stop: RawFd) {
         .collect();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the whole call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-        if r <= 0 {
+        if !poll_all(&mut fds, Duration::from_secs(1)) {
             continue;
         }
         if fds[masters.len()].revents != 0 {
@@ -215,6 +238,80 @@ fn echo_loop(masters: &[RawFd], stop: RawFd) {
                 // not spin if it does.
                 thread::sleep(Duration::from_millis(1));
             }
+        }
+    }
+}
+
+/// What a [`Lagging`] device received of one byte value: how many, and when the last came.
+#[derive(Clone, Copy, Default)]
+pub struct Heard {
+    pub count: usize,
+    pub last: Option<Instant>,
+}
+
+/// A modem slow to answer, on one device: echoes what the server writes `lag` late (so the
+/// echo of a client's last bytes comes after that client has gone), and notes when each byte
+/// value arrived, until dropped.
+pub struct Lagging {
+    heard: Arc<Mutex<[Heard; 256]>>,
+    _worker: Worker,
+}
+
+impl Lagging {
+    /// Plays the modem on the master of `device` (which must outlive it).
+    pub fn start(device: &Device, lag: Duration) -> Lagging {
+        let heard = Arc::new(Mutex::new([Heard::default(); 256]));
+        let master = device.master();
+        let h = Arc::clone(&heard);
+        Lagging {
+            heard,
+            _worker: Worker::spawn("lagging", move |stop| lag_loop(master, stop, lag, &h)),
+        }
+    }
+
+    /// What the device has received of byte value `b` so far.
+    pub fn heard(&self, b: u8) -> Heard {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner())[usize::from(b)]
+    }
+}
+
+fn lag_loop(master: RawFd, stop: RawFd, lag: Duration, heard: &Mutex<[Heard; 256]>) {
+    let mut fds = [master, stop].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // What came in, and when it is to go back out, oldest first.
+    let mut due: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let wait = due.front().map_or(Duration::from_secs(1), |(t, _)| {
+            t.saturating_duration_since(Instant::now())
+        });
+        fds.iter_mut().for_each(|p| p.revents = 0);
+        poll_all(&mut fds, wait);
+        if fds[1].revents != 0 {
+            return;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            if let Ok(n) = read_fd(master, &mut buf) {
+                let now = Instant::now();
+                let mut h = heard.lock().unwrap_or_else(|p| p.into_inner());
+                for &b in &buf[..n] {
+                    h[usize::from(b)].count += 1;
+                    h[usize::from(b)].last = Some(now);
+                }
+                due.push_back((now + lag, buf[..n].to_vec()));
+            }
+        } else if fds[0].revents != 0 {
+            // As in the echo: cannot happen while the keeper holds the slave; do not spin.
+            thread::sleep(Duration::from_millis(1));
+        }
+        let now = Instant::now();
+        while let Some((_, bytes)) = due.front().filter(|(t, _)| *t <= now) {
+            // A slave nobody reads fills up: then the rest is lost, as on a real line.
+            let _ = write_all_by(master, bytes, now + Duration::from_secs(2));
+            due.pop_front();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The measurements, each against one running server: round trips, bulk transfer with CPU
-//! cost, connect latency, memory with sessions open, and many ports at once.
+//! cost, connect latency, memory with sessions open, many ports at once, and quick
+//! reconnects to a lagging device.
 //!
 //! Every wait is bounded; a failure is returned as text and reported, it does not end the run.
 
@@ -9,7 +10,8 @@ use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::device::{self, Device, Echo, Flow};
+use crate::common::wait_until;
+use crate::device::{self, Device, Echo, Flow, Lagging};
 use crate::procs::Mem;
 use crate::servers::Server;
 
@@ -284,9 +286,7 @@ pub fn many(
     let mut count = 0u64;
     let mut buf = [0u8; 64];
     while Instant::now() < until {
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the whole call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        if r <= 0 {
+        if !device::poll_all(&mut fds, Duration::from_millis(100)) {
             continue;
         }
         let counting = Instant::now() >= from;
@@ -312,6 +312,132 @@ pub fn many(
     }
     let m = server.memory();
     Ok((count as f64 / time.as_secs_f64(), m, failed))
+}
+
+/// What the clients of [`reconnects`] saw, summed over the cycles (and over rounds, by
+/// [`Reconnects::add`]).
+#[derive(Clone, Default)]
+pub struct Reconnects {
+    pub cycles: usize,
+    /// Bytes of an earlier client's pattern that reached a later client, and in how many
+    /// cycles any did.
+    pub stale_bytes: usize,
+    pub stale_cycles: usize,
+    /// Second clients that read a line containing `busy`.
+    pub busy: usize,
+    /// Second clients closed, refused or left waiting without their bytes echoed.
+    pub unserved: usize,
+    /// Connect → all of the second client's bytes at the device, ms, for the served ones.
+    pub times_ms: Vec<f64>,
+    /// The first text an unserved client read (a refusal line), if any did.
+    pub refusal: Option<String>,
+}
+
+impl Reconnects {
+    pub fn add(&mut self, other: Reconnects) {
+        self.cycles += other.cycles;
+        self.stale_bytes += other.stale_bytes;
+        self.stale_cycles += other.stale_cycles;
+        self.busy += other.busy;
+        self.unserved += other.unserved;
+        self.times_ms.extend(other.times_ms);
+        self.refusal = self.refusal.take().or(other.refusal);
+    }
+}
+
+/// Bytes each client sends: a modem command's worth.
+const PATTERN: usize = 64;
+
+/// How long the second client of a cycle reads at most: a 500 ms hold, the device's lag and
+/// plenty to spare.
+const RECONNECT_READ: Duration = Duration::from_secs(2);
+
+/// The byte every client of a run sends, 64 times: unique per client for up to 64 cycles,
+/// and at or above 0x80, so that no refusal text is ever taken for a client's data.
+fn pattern_byte(cycle: usize, second: bool) -> u8 {
+    0x80 | ((2 * cycle + usize::from(second)) % 128) as u8
+}
+
+/// Quick reconnects on a device that echoes `lag` late: per cycle, one client connects,
+/// sends its 64 bytes and, once they reached the device, closes at once without reading; the
+/// next connects at once, sends its own 64 bytes and reads until their echo is back (or it is
+/// closed, or 2 s pass). Before the next cycle the server must have let the device go and the
+/// device said all it had.
+pub fn reconnects(
+    server: &Server,
+    dev: &Device,
+    cycles: usize,
+    lag: Duration,
+) -> Result<Reconnects, String> {
+    let device = Lagging::start(dev, lag);
+    let addr = server.addrs()[0];
+    let mut r = Reconnects::default();
+    release(server, dev)?;
+    for cycle in 0..cycles.min(64) {
+        let mut first = client(addr)?;
+        let mine = pattern_byte(cycle, false);
+        first
+            .write_all(&[mine; PATTERN])
+            .map_err(|e| format!("first client: {e}"))?;
+        // Its session must have begun: a client that leaves before the server even opened
+        // the device leaves nothing behind, and the race of two clients to the device within
+        // microseconds is not what this measures.
+        if !wait_until(STEP, || device.heard(mine).count >= PATTERN) {
+            return Err(format!(
+                "cycle {cycle}: the first client's bytes never reached the device"
+            ));
+        }
+        drop(first);
+        let own = pattern_byte(cycle, true);
+        let start = Instant::now();
+        let got = reconnect(addr, own, start + RECONNECT_READ);
+        r.cycles += 1;
+        let stale = got.iter().filter(|&&b| b >= 0x80 && b != own).count();
+        r.stale_bytes += stale;
+        r.stale_cycles += usize::from(stale > 0);
+        let text: Vec<u8> = got.iter().copied().filter(|&b| b < 0x80).collect();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
+        if got.iter().filter(|&&b| b == own).count() >= PATTERN {
+            let heard = device.heard(own);
+            if let Some(last) = heard.last.filter(|_| heard.count >= PATTERN) {
+                r.times_ms.push((last - start).as_secs_f64() * 1e3);
+            }
+        } else {
+            r.unserved += 1;
+            if r.refusal.is_none() && !text.is_empty() {
+                r.refusal = Some(text.clone());
+            }
+        }
+        r.busy += usize::from(text.to_ascii_lowercase().contains("busy"));
+        release(server, dev)?;
+        // Whatever the device still had to say is said before the next cycle starts.
+        thread::sleep(lag + Duration::from_millis(10));
+    }
+    Ok(r)
+}
+
+/// The second client of a cycle: connects, sends 64 `own` bytes, and returns everything it
+/// read until their echo was back, the server closed, or `deadline`.
+fn reconnect(addr: SocketAddr, own: u8, deadline: Instant) -> Vec<u8> {
+    let mut got = Vec::new();
+    let Ok(mut s) = client(addr) else {
+        return got;
+    };
+    if s.write_all(&[own; PATTERN]).is_err() {
+        return got;
+    }
+    let mut buf = [0u8; 1024];
+    while got.iter().filter(|&&b| b == own).count() < PATTERN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
 }
 
 /// Keeps an echo running on `devices` while `f` runs.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::measure::Reconnects;
 use crate::servers::Kind;
 
 /// One row of a table.
@@ -78,6 +79,8 @@ pub struct Results {
     pub kinds: Vec<Kind>,
     pub rounds: usize,
     values: BTreeMap<(&'static str, Kind), Vec<Option<f64>>>,
+    /// The disconnect / reconnect cycles of every round, summed per server.
+    reconnects: BTreeMap<Kind, Reconnects>,
     /// Remarks printed under the tables (failures, capped runs).
     pub notes: Vec<String>,
 }
@@ -116,12 +119,18 @@ impl Spread {
     }
 }
 
+/// One figure of `v` (ms, one decimal), or `n/a` if there is none.
+fn spread_cell(v: &[f64], pick: fn(&Spread) -> f64) -> String {
+    Spread::of(v.to_vec()).map_or("n/a".to_owned(), |s| format!("{:.1}", pick(&s)))
+}
+
 impl Results {
     pub fn new(kinds: Vec<Kind>, rounds: usize) -> Results {
         Results {
             kinds,
             rounds,
             values: BTreeMap::new(),
+            reconnects: BTreeMap::new(),
             notes: Vec::new(),
         }
     }
@@ -189,20 +198,70 @@ impl Results {
         )
     }
 
+    /// A table's title and header row, one column per server, Markdown.
+    fn table_head(&self, title: &str) -> String {
+        let mut out = format!("### {title}\n\n| metric |");
+        for k in &self.kinds {
+            let _ = write!(out, " {} |", k.name());
+        }
+        out += "\n|---|";
+        for _ in &self.kinds {
+            out += "---:|";
+        }
+        out + "\n"
+    }
+
+    /// Adds a round's disconnect / reconnect cycles of `kind`.
+    pub fn add_reconnects(&mut self, kind: Kind, r: Reconnects) {
+        self.reconnects.entry(kind).or_default().add(r);
+    }
+
+    /// The disconnect / reconnect table, Markdown: counts over all cycles of all rounds (no
+    /// ratios: the C relay is no floor for what a session leaves behind), and what each server
+    /// does at the end of a session.
+    pub fn reconnect_table(&self, lag_ms: u64) -> String {
+        let mut out = self.table_head(&format!(
+            "Disconnect / reconnect, device echoing {lag_ms} ms late (stale and busy: lower \
+             is better)"
+        ));
+        type Cell = fn(&Reconnects) -> String;
+        let rows: [(&str, Cell); 5] = [
+            ("cycles", |r| r.cycles.to_string()),
+            ("stale bytes (cycles with any)", |r| {
+                format!("{} ({})", r.stale_bytes, r.stale_cycles)
+            }),
+            (
+                "busy replies: refused or closed unserved (read `busy`)",
+                |r| format!("{} ({})", r.unserved, r.busy),
+            ),
+            ("reconnect p50, ms", |r| {
+                spread_cell(&r.times_ms, |s| s.median)
+            }),
+            ("reconnect max, ms", |r| spread_cell(&r.times_ms, |s| s.max)),
+        ];
+        for (label, cell) in rows {
+            let _ = write!(out, "| {label} |");
+            for k in &self.kinds {
+                let c = self.reconnects.get(k).map_or("n/a".to_owned(), cell);
+                let _ = write!(out, " {c} |");
+            }
+            out += "\n";
+        }
+        out += "\n";
+        for k in &self.kinds {
+            let _ = writeln!(out, "- {}: {}", k.name(), k.after_session());
+            if let Some(t) = self.reconnects.get(k).and_then(|r| r.refusal.as_ref()) {
+                let _ = writeln!(out, "- {}: a refused client read `{t}`", k.name());
+            }
+        }
+        out + "\n"
+    }
+
     /// Every table, Markdown.
     pub fn tables(&self) -> String {
         let mut out = String::new();
         for (title, metrics) in GROUPS {
-            let _ = writeln!(out, "### {title}\n");
-            out += "| metric |";
-            for k in &self.kinds {
-                let _ = write!(out, " {} |", k.name());
-            }
-            out += "\n|---|";
-            for _ in &self.kinds {
-                out += "---:|";
-            }
-            out += "\n";
+            out += &self.table_head(title);
             for mtr in *metrics {
                 let _ = write!(out, "| {} |", mtr.label);
                 for &k in &self.kinds {

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{TempDir, free_port, run_bounded};
+use crate::common::{TempDir, config_entry, free_port, run_bounded};
 use crate::device::Device;
 use crate::procs::{self, Mem};
 
@@ -41,6 +41,51 @@ impl Kind {
             Kind::Ser2netTuned => "ser2net tuned",
             Kind::Socat => "socat",
             Kind::Floor => "C relay",
+        }
+    }
+
+    /// What the server does when a session ends, as the disconnect table shows it.
+    pub fn after_session(self) -> &'static str {
+        match self {
+            Kind::Modemd => {
+                "default `hangup=500`: drops DTR, keeps the device open and locked 500 ms \
+                 discarding what it says, flushes its input, frees it; a client arriving \
+                 meanwhile waits for it"
+            }
+            Kind::Ser2net | Kind::Ser2netTuned => {
+                "no hang-up hold: closes the device when the client goes; one client per port, \
+                 a client arriving while the port is still in use is refused"
+            }
+            Kind::Socat => {
+                "cannot hold or refuse: fork mode opens the device in a new process per client \
+                 and takes no lock (`-t 0`: a session's process ends at once when its client \
+                 goes), so two clients may share the device and nobody is ever told `busy`"
+            }
+            Kind::Floor => {
+                "no hold, no lock: closes the device when the client goes; a client arriving \
+                 while the port still has a session is accepted and closed at once"
+            }
+        }
+    }
+}
+
+/// What modemd does with a device after a session. The other servers have no such option:
+/// they close the device at once, whatever it still says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hangup {
+    /// `hangup=0`: freed at once, like the others, so that measurements which reconnect
+    /// (connects, and the next measurement after each session) do not wait 500 ms each time.
+    Free,
+    /// The line's default hold (500 ms): the disconnect table, which is about that hold.
+    Hold,
+}
+
+impl Hangup {
+    /// The option word for modemd's config line.
+    fn option(self) -> &'static str {
+        match self {
+            Hangup::Free => "hangup=0",
+            Hangup::Hold => "",
         }
     }
 }
@@ -214,12 +259,17 @@ const SETTLE: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Starts `kind` exporting `devices` on fresh loopback ports (retrying on other ports if a
-    /// port was taken meanwhile).
-    pub fn start(kind: Kind, tools: &Tools, devices: &[&Device]) -> Result<Server, String> {
+    /// port was taken meanwhile); `hangup` applies to modemd only.
+    pub fn start(
+        kind: Kind,
+        tools: &Tools,
+        devices: &[&Device],
+        hangup: Hangup,
+    ) -> Result<Server, String> {
         let mut last = String::new();
         for _ in 0..3 {
             let ports: Vec<u16> = devices.iter().map(|_| free_port()).collect();
-            match Server::try_start(kind, tools, devices, ports) {
+            match Server::try_start(kind, tools, devices, ports, hangup) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -232,6 +282,7 @@ impl Server {
         tools: &Tools,
         devices: &[&Device],
         ports: Vec<u16>,
+        hangup: Hangup,
     ) -> Result<Server, String> {
         let dir = TempDir::new("cmp");
         let pairs: Vec<(u16, &Path)> = ports
@@ -246,7 +297,7 @@ impl Server {
                 let conf = dir.join("modemd.conf");
                 let text: String = pairs
                     .iter()
-                    .map(|(p, d)| format!("127.0.0.1:{p} {} 115200,8,N,1 127.0.0.1\n", d.display()))
+                    .map(|(p, d)| config_entry(*p, d, hangup.option()))
                     .collect();
                 fs::write(&conf, text).map_err(|e| e.to_string())?;
                 let mut c = Command::new(&tools.modemd);
