@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::lock::{self, UucpLock};
 use crate::relay::{Control, DRAIN, End};
 use crate::sys::{self, EventFd, Interest};
 
@@ -31,6 +32,39 @@ struct State {
     next: u64,
     live: Vec<Live>,
     closing: bool,
+}
+
+impl State {
+    /// By when the device locked by `lock`, which this process holds, will be free: soon if
+    /// the session holding it is ending (hanging up, or its client already gone though its
+    /// thread has not noticed yet). `None`: a client that is still there holds it (or, which
+    /// cannot be, nobody does), so it is busy.
+    fn free_by(&self, lock: &Path) -> Option<Instant> {
+        let live = self.live.iter().find(|l| l.lock.as_deref() == Some(lock))?;
+        if let Some(until) = live.until {
+            return Some(until + SLACK);
+        }
+        // A FIN or RST that the session's thread has not read yet: the client is gone, and
+        // the session will drain the device (at most DRAIN), then hang up.
+        let fd = [(live.ctl.client().as_raw_fd(), Interest::Peer)];
+        let gone = sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup);
+        gone.then(|| Instant::now() + DRAIN + live.hold + SLACK)
+    }
+}
+
+/// What a session's try to lock a device came to.
+pub enum Claim {
+    /// Locked, and known as this session's.
+    Locked(UucpLock),
+    /// One of our sessions is letting the device go; it will be free by `by`.
+    Leaving {
+        /// The device's lock file.
+        lock: PathBuf,
+        /// When it will be free at the latest.
+        by: Instant,
+    },
+    /// Not to be had: held for a client still there, by another process, or an error.
+    Failed(lock::Error),
 }
 
 /// One live session.
@@ -110,25 +144,6 @@ impl Registry {
         self.closing.raw()
     }
 
-    /// By when the device locked by `lock`, which this process holds, will be free: now if
-    /// no session holds it (any more); soon if the session holding it is ending (hanging
-    /// up, or its client already gone though its thread has not noticed yet). `None`: a
-    /// client that is still there holds it, so it is busy.
-    pub fn free_by(&self, lock: &Path) -> Option<Instant> {
-        let s = self.lock();
-        let Some(live) = s.live.iter().find(|l| l.lock.as_deref() == Some(lock)) else {
-            return Some(Instant::now());
-        };
-        if let Some(until) = live.until {
-            return Some(until + SLACK);
-        }
-        // A FIN or RST that the session's thread has not read yet: the client is gone, and
-        // the session will drain the device (at most DRAIN), then hang up.
-        let fd = [(live.ctl.client().as_raw_fd(), Interest::Peer)];
-        let gone = sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup);
-        gone.then(|| Instant::now() + DRAIN + live.hold + SLACK)
-    }
-
     /// Waits until a session lets go of one of `locks`, the daemon shuts down, or `deadline`.
     pub fn wait_released(&self, locks: &[PathBuf], deadline: Instant) {
         let mut s = self.lock();
@@ -168,12 +183,28 @@ impl Ticket<'_> {
         self.registry.changed.notify_all();
     }
 
-    /// The session holds the device locked by `lock`; its hang-up will hold it `hold`.
-    pub fn claimed(&self, lock: &Path, hold: Duration) {
-        self.update(|l| {
-            l.lock = Some(lock.to_owned());
-            l.hold = hold;
-        });
+    /// Locks `device` (lock files in `dir`) for this session, whose hang-up will hold it
+    /// `hold`. Under the registry's lock: a device is never locked by one of our sessions
+    /// without the registry knowing which, so another session's claim can always tell a
+    /// device that is busy from one that is only being let go.
+    pub fn lock(&self, dir: &Path, device: &Path, hold: Duration) -> Claim {
+        let mut s = self.registry.lock();
+        match UucpLock::acquire(dir, device) {
+            Ok(lock) => {
+                if let Some(live) = s.live.iter_mut().find(|l| l.id == self.id) {
+                    live.lock = Some(lock.path().to_owned());
+                    live.hold = hold;
+                }
+                Claim::Locked(lock)
+            }
+            Err(lock::Error::Busy { lock, pid }) if pid == Some(sys::getpid()) => {
+                match s.free_by(&lock) {
+                    Some(by) => Claim::Leaving { lock, by },
+                    None => Claim::Failed(lock::Error::Busy { lock, pid }),
+                }
+            }
+            Err(e) => Claim::Failed(e),
+        }
     }
 
     /// The session hangs up: its device is free by `until`.
@@ -181,9 +212,11 @@ impl Ticket<'_> {
         self.update(|l| l.until = Some(until));
     }
 
-    /// The session has closed and unlocked its device.
-    pub fn released(&self) {
+    /// Unlocks the session's device (closed by now), under the registry's lock, and wakes
+    /// the clients waiting for it.
+    pub fn release(&self, lock: UucpLock) {
         self.update(|l| {
+            drop(lock);
             l.lock = None;
             l.until = None;
         });
@@ -228,46 +261,85 @@ mod tests {
         assert_eq!(registry.wait_empty(Duration::from_secs(1)), 0);
     }
 
+    /// A lock directory and a device file of its own, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("modemd-reg-{tag}-{}", sys::getpid()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("ttyREG"), "").expect("device file");
+            Scratch(dir)
+        }
+
+        fn lock(&self, ticket: &Ticket<'_>, hold: Duration) -> Claim {
+            ticket.lock(&self.0, &self.0.join("ttyREG"), hold)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn a_device_is_busy_only_while_its_client_is_there() {
+        let scratch = Scratch::new("busy");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         let registry = Registry::new().expect("registry");
-        let ctl = control(&listener);
+        let first = registry.enter(control(&listener)).expect("enter");
         let (server_side, _) = listener.accept().expect("accept");
-        let ticket = registry.enter(Arc::clone(&ctl)).expect("enter");
-        let lock = Path::new("/var/lock/LCK..ttyS1");
-        let now = |by: Option<Instant>| by.is_some_and(|t| t <= Instant::now());
-        assert!(now(registry.free_by(lock)), "held by no session: free now");
-        ticket.claimed(lock, Duration::from_millis(500));
-        assert_eq!(registry.free_by(lock), None, "client still there: busy");
-        // The client side of ctl is the connecting socket; its peer closing is a FIN.
+        let second = registry.enter(control(&listener)).expect("enter");
+        let hold = Duration::from_millis(500);
+        let Claim::Locked(lock) = scratch.lock(&first, hold) else {
+            panic!("a free device was not locked");
+        };
+        assert!(
+            matches!(
+                scratch.lock(&second, hold),
+                Claim::Failed(lock::Error::Busy { .. })
+            ),
+            "held for a client still there: busy"
+        );
+        // The first session's client closes (a FIN its thread has not read yet).
         server_side.shutdown(Shutdown::Both).expect("shutdown");
-        let by = registry.free_by(lock).expect("client gone: leaving");
-        assert!(by > Instant::now() + DRAIN + Duration::from_millis(500));
+        let Claim::Leaving { by, .. } = scratch.lock(&second, hold) else {
+            panic!("client gone: the device should be leaving");
+        };
+        assert!(by > Instant::now() + DRAIN + hold);
         let until = Instant::now() + Duration::from_millis(100);
-        ticket.hanging_up(until);
-        assert_eq!(registry.free_by(lock), Some(until + SLACK));
-        ticket.released();
-        assert!(now(registry.free_by(lock)), "released: free now");
+        first.hanging_up(until);
+        let Claim::Leaving { by, .. } = scratch.lock(&second, hold) else {
+            panic!("hanging up: the device should be leaving");
+        };
+        assert_eq!(by, until + SLACK);
+        first.release(lock);
+        assert!(matches!(scratch.lock(&second, hold), Claim::Locked(_)));
     }
 
     #[test]
     fn wait_released_returns_when_the_holder_lets_go() {
+        let scratch = Scratch::new("wait");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         let registry = Registry::new().expect("registry");
         let ticket = registry.enter(control(&listener)).expect("enter");
-        let lock = PathBuf::from("/var/lock/LCK..ttyS2");
-        ticket.claimed(&lock, Duration::ZERO);
+        let Claim::Locked(lock) = scratch.lock(&ticket, Duration::ZERO) else {
+            panic!("a free device was not locked");
+        };
+        let path = lock.path().to_owned();
         let start = Instant::now();
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 std::thread::sleep(Duration::from_millis(50));
-                ticket.released();
+                ticket.release(lock);
             });
-            registry.wait_released(std::slice::from_ref(&lock), start + Duration::from_secs(5));
+            registry.wait_released(std::slice::from_ref(&path), start + Duration::from_secs(5));
         });
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(50), "{waited:?}");
         assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert!(!path.exists(), "lock file left");
     }
 }

@@ -21,7 +21,7 @@ use crate::acl;
 use crate::config::{Entry, Hangup, Pool};
 use crate::hangup;
 use crate::lock::{self, UucpLock};
-use crate::registry::Registry;
+use crate::registry::{Claim, Registry, Ticket};
 use crate::relay::{self, Control, DRAIN, End};
 use crate::resolve::SystemResolver;
 use crate::serial::Line;
@@ -79,16 +79,13 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         );
         return;
     }
-    let Some((entry, lock, line)) = claim(&admitted, ctx, peer) else {
+    let Some((entry, lock, line)) = claim(&admitted, ctx, &ticket, peer) else {
         refuse_busy(ctl.client(), peer, &pool.listen);
         return;
     };
-    let hold = match entry.options.hangup {
-        Hangup::Hold(hold) => hold,
-        Hangup::Off => Duration::ZERO,
-    };
-    ticket.claimed(lock.path(), hold);
     if ctl.stopped() {
+        drop(line);
+        ticket.release(lock);
         return;
     }
     crate::info!(
@@ -117,8 +114,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     }
     let left = hangup::hang_up(&line, entry.options.hangup, &end, &ticket, &ctx.registry);
     drop(line);
-    drop(lock);
-    ticket.released();
+    ticket.release(lock);
     // Integer arithmetic: a float formatter would cost the router image more than this line.
     let ms = sys::millis(start.elapsed());
     crate::info!(
@@ -138,6 +134,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
 fn claim<'p>(
     admitted: &[&'p Entry],
     ctx: &Context,
+    ticket: &Ticket<'_>,
     peer: SocketAddr,
 ) -> Option<(&'p Entry, UucpLock, Line)> {
     let mut waited = false;
@@ -145,20 +142,18 @@ fn claim<'p>(
         let mut leaving: Vec<PathBuf> = Vec::new();
         let mut deadline = Instant::now();
         for entry in admitted {
-            let lock = match UucpLock::acquire(&ctx.lock_dir, &entry.device) {
-                Ok(lock) => lock,
-                Err(lock::Error::Busy { lock, pid }) if pid == Some(sys::getpid()) => {
-                    if let Some(by) = ctx.registry.free_by(&lock) {
-                        deadline = deadline.max(by);
-                        leaving.push(lock);
-                    }
+            let lock = match ticket.lock(&ctx.lock_dir, &entry.device, hold(entry)) {
+                Claim::Locked(lock) => lock,
+                Claim::Leaving { lock, by } => {
+                    deadline = deadline.max(by);
+                    leaving.push(lock);
                     continue;
                 }
-                Err(e @ lock::Error::Busy { .. }) => {
+                Claim::Failed(e @ lock::Error::Busy { .. }) => {
                     crate::debug!("{peer}: {}: {e}", entry.device.display());
                     continue;
                 }
-                Err(e) => {
+                Claim::Failed(e) => {
                     crate::error!("{peer}: {}: {e}", entry.device.display());
                     continue;
                 }
@@ -170,7 +165,10 @@ fn claim<'p>(
                 entry.options.hangup,
             ) {
                 Ok(line) => return Some((entry, lock, line)),
-                Err(e) => crate::error!("{peer}: cannot open {e}"),
+                Err(e) => {
+                    crate::error!("{peer}: cannot open {e}");
+                    ticket.release(lock);
+                }
             }
         }
         if leaving.is_empty() || waited {
@@ -179,6 +177,14 @@ fn claim<'p>(
         crate::debug!("{peer}: waiting for a device that is hanging up");
         ctx.registry.wait_released(&leaving, deadline);
         waited = true;
+    }
+}
+
+/// How long a session on `entry` holds its device after the client leaves.
+fn hold(entry: &Entry) -> Duration {
+    match entry.options.hangup {
+        Hangup::Hold(hold) => hold,
+        Hangup::Off => Duration::ZERO,
     }
 }
 

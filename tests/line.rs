@@ -316,3 +316,37 @@ fn a_device_that_fails_while_its_client_is_not_reading_ends_its_session() {
     assert!(end.contains("reason device gone"), "{end}");
     drop(c);
 }
+
+#[test]
+fn a_client_arriving_as_the_previous_one_leaves_is_served() {
+    // The client before closes at once after writing, so that its session may still be
+    // claiming the device (opening it) when the next client's session looks for one: the
+    // next client must wait for it, not read busy. (When the next client's session gets
+    // there first, the one before is refused instead; its client is gone and hears nothing.)
+    let pty = Pty::open().expect("pty");
+    let echo = LaggingEcho::start(&pty, Duration::from_millis(50));
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    for cycle in 0..20u8 {
+        let mut gone = connect(addr);
+        gone.write_all(&[b'a' + cycle % 26; 64]).expect("write");
+        drop(gone);
+        let mut c = connect(addr);
+        let mine = [b'A' + cycle % 26; 64];
+        c.write_all(&mine).expect("write");
+        let got = read_until(&mut c, &mine, HOLD + SLACK + WAIT);
+        assert!(
+            got.ends_with(&mine),
+            "cycle {cycle}: not served: {:?}\n{}",
+            String::from_utf8_lossy(&got),
+            d.log.all()
+        );
+        assert_eq!(got.len(), mine.len(), "cycle {cycle}: stale bytes: {got:?}");
+        drop(c);
+        // Both sessions end before the next cycle, so each cycle starts alike.
+        assert!(
+            wait_until(WAIT, || d.dir.locks().is_empty()),
+            "cycle {cycle}"
+        );
+    }
+    drop(echo);
+}
