@@ -52,7 +52,7 @@ lint:
 test: lint
 	$(CARGO) test
 
-# QUICK=1: the short run (under a minute). The comparison needs Debian's ser2net and socat,
+# QUICK=1: the short run (about a minute and a half). The comparison needs Debian's ser2net and socat,
 # installed here when missing (as root); without them it skips those two servers.
 QUICK ?=
 bench:
