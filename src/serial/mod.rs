@@ -7,8 +7,9 @@
 //! PTY, by errno) the line is opened with plain `open(2)` and the same two locks instead.
 //! Either way the rest is one path, the cu/picocom way: start from what `tcgetattr` returned,
 //! clear and set named flags, apply, read back; what counts is what the driver accepted.
-//! Then: `HUPCL` on (off for `hangup=off`), raw, the line's flow control, stale input flushed (nothing the modem said before
-//! this session reaches the new client), DTR and RTS raised.
+//! Then: `HUPCL` on (off for `hangup=off`), raw, the line's flow control, stale input
+//! flushed (nothing the modem said before this session reaches the new client), DTR and RTS
+//! raised.
 //!
 //! The verbs take `&self`, so the session can change the line while its two copy threads
 //! read and write the same descriptor; changes of the termios are serialised among
@@ -24,8 +25,9 @@
 //! | [`Line::flush`], [`Line::drain`] | discard a queue; wait until the output has gone out |
 //!
 //! Dropping the [`Line`] hangs up, on every path out of a session: DTR and RTS dropped
-//! (unless `hangup=off` leaves the line up), the untaken output discarded, exclusivity
-//! released, the termios found at open restored, closed.
+//! (unless `hangup=off` leaves the line up; [`Line::hang_up`] drops DTR alone, for the
+//! hold), the untaken output discarded, exclusivity released, the termios found at open
+//! restored, closed.
 
 pub mod termios;
 
@@ -66,7 +68,6 @@ fn termios2() -> bool {
 /// An open, configured device. Reads and writes are non-blocking; wait with `poll`.
 #[derive(Debug)]
 pub struct Line {
-    device: PathBuf,
     port: Port,
     /// The termios found when the line was opened, restored at close: what a session changed
     /// (an RFC 2217 client's speed, flow) does not outlive it. serialport's open sets the
@@ -165,7 +166,6 @@ impl Line {
         let found = termios::get(fd).map_err(err("tcgetattr"))?;
         // From here on, dropping the line undoes what was done: any error below hangs up.
         let line = Line {
-            device: device.to_owned(),
             port,
             found,
             changing: Mutex::new(()),
@@ -202,11 +202,6 @@ impl Line {
         termios::set_modem_lines(fd, libc::TIOCM_DTR | libc::TIOCM_RTS, true)
             .map_err(err("raise DTR"))?;
         Ok(line)
-    }
-
-    /// The device path, as configured.
-    pub fn device(&self) -> &Path {
-        &self.device
     }
 
     fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -287,9 +282,18 @@ impl Line {
         termios::set_modem_lines(self.as_fd(), libc::TIOCM_RTS, on).map(drop)
     }
 
-    /// Drops DTR and RTS so that the modem hangs up, unless the line is left up
-    /// ([`Hangup::Off`]). A device without modem lines has nothing to drop.
+    /// Drops DTR so that the modem hangs up, unless the line is left up ([`Hangup::Off`]).
+    /// RTS stays up: a modem on RTS/CTS flow must still be able to say what it has (a late
+    /// `NO CARRIER`, the remote's last bytes) so that the hold can throw it away; pppd drops
+    /// DTR alone too. A device without modem lines has nothing to drop.
     pub fn hang_up(&self) {
+        if !self.keep_lines {
+            let _ = termios::set_modem_lines(self.as_fd(), libc::TIOCM_DTR, false);
+        }
+    }
+
+    /// Drops both control lines, at close.
+    fn drop_lines(&self) {
         if !self.keep_lines {
             let _ =
                 termios::set_modem_lines(self.as_fd(), libc::TIOCM_DTR | libc::TIOCM_RTS, false);
@@ -357,7 +361,7 @@ impl AsFd for Line {
 impl Drop for Line {
     fn drop(&mut self) {
         // Hang up even if HUPCL is ignored by the driver (not with `hangup=off`).
-        self.hang_up();
+        self.drop_lines();
         let fd = self.port.as_fd();
         if self.brk.load(Ordering::Relaxed) {
             let _ = termios::set_break(fd, false);
