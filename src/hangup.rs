@@ -82,6 +82,7 @@ pub fn hang_up(
         (Duration::ZERO, None)
     } else {
         ticket.hanging_up(start + hold);
+        crate::debug!("DTR low, holding the device {} ms", sys::millis(hold));
         let cut = discard(line, start + hold, registry);
         (start.elapsed(), cut)
     };

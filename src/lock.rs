@@ -216,7 +216,11 @@ impl UucpLock {
 
     /// Locks `device` for this process, taking over a stale lock once.
     pub fn acquire(dir: &Path, device: &Path) -> Result<UucpLock, Error> {
-        let path = lock_path(dir, device)?;
+        UucpLock::acquire_at(dir, lock_path(dir, device)?)
+    }
+
+    /// [`UucpLock::acquire`] for the lock file `path` in `dir`, as [`lock_path`] names it.
+    pub fn acquire_at(dir: &Path, path: PathBuf) -> Result<UucpLock, Error> {
         let mut held = held();
         if held.contains(&path) {
             return Err(Error::Busy {

@@ -2,23 +2,25 @@
 //! that a client never reads `busy` for a device that is only hanging up.
 //!
 //! A session enters with its [`Control`] and leaves when its [`Ticket`] drops, on every way
-//! out; through the ticket it says which device (by lock file) it holds, when it starts to
-//! hang up, and when it let the device go. Once [`Registry::stop_all`] has run, nobody enters
-//! any more. It only asks sessions to stop; it must never close a session's device or remove
-//! its lock itself: the session owns those and releases them as it ends.
+//! out; through the ticket it locks its device (so the registry always knows which session
+//! holds which lock file), says when it starts to hang up, and lets the device go. Once
+//! [`Registry::stop_all`] has run, nobody enters any more. It only asks sessions to stop; it
+//! never closes a session's device or ends its session itself.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::MAX_HANGUP;
 use crate::lock::{self, UucpLock};
 use crate::relay::{Control, DRAIN, End};
 use crate::sys::{self, EventFd, Interest};
 
 /// What a waiting client allows beyond a hold's end: the releasing session still flushes,
-/// closes and unlocks, and the waiter's thread must be scheduled.
-const SLACK: Duration = Duration::from_millis(250);
+/// closes (a slow UART's close waits for its FIFO) and unlocks, and the waiter's thread must
+/// be scheduled. Generous: the wait ends on the release itself, not on this bound.
+const SLACK: Duration = Duration::from_secs(1);
 
 /// The live sessions and the devices they hold.
 pub struct Registry {
@@ -45,10 +47,11 @@ impl State {
             return Some(until + SLACK);
         }
         // A FIN or RST that the session's thread has not read yet: the client is gone, and
-        // the session will drain the device (at most DRAIN), then hang up.
+        // the session will let the device take what it was sent (at most DRAIN in the relay,
+        // DRAIN again for the output queue), then hang up.
         let fd = [(live.ctl.client().as_raw_fd(), Interest::Peer)];
         let gone = sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup);
-        gone.then(|| Instant::now() + DRAIN + live.hold + SLACK)
+        gone.then(|| Instant::now() + 2 * DRAIN + live.hold + SLACK)
     }
 }
 
@@ -144,19 +147,37 @@ impl Registry {
         self.closing.raw()
     }
 
-    /// Waits until a session lets go of one of `locks`, the daemon shuts down, or `deadline`.
-    pub fn wait_released(&self, locks: &[PathBuf], deadline: Instant) {
+    /// Waits until a session lets go of one of `locks`, none of them is leaving any more (a
+    /// client still there holds it), the daemon shuts down, or the longest a release can
+    /// take has passed. By when each is free is asked again on every change, so a session
+    /// that starts its hold later than first thought is still waited for.
+    pub fn wait_released(&self, locks: &[PathBuf]) {
+        let cap = Instant::now() + 2 * DRAIN + MAX_HANGUP + SLACK;
         let mut s = self.lock();
         loop {
-            let all_held = locks
-                .iter()
-                .all(|p| s.live.iter().any(|l| l.lock.as_ref() == Some(p)));
+            let mut latest: Option<Instant> = None;
+            for lock in locks {
+                if !s.live.iter().any(|l| l.lock.as_ref() == Some(lock)) {
+                    return;
+                }
+                if let Some(by) = s.free_by(lock) {
+                    latest = latest.max(Some(by));
+                }
+            }
+            let Some(deadline) = latest.map(|t| t.min(cap)) else {
+                return;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
-            if !all_held || s.closing || left.is_zero() {
+            if s.closing || left.is_zero() {
                 return;
             }
             s = self.wait(s, left);
         }
+    }
+
+    /// Whether the daemon is shutting down.
+    pub fn closing(&self) -> bool {
+        self.lock().closing
     }
 
     /// Waits until no session is live, at most `limit`; returns how many are left.
@@ -184,26 +205,37 @@ impl Ticket<'_> {
     }
 
     /// Locks `device` (lock files in `dir`) for this session, whose hang-up will hold it
-    /// `hold`. Under the registry's lock: a device is never locked by one of our sessions
-    /// without the registry knowing which, so another session's claim can always tell a
-    /// device that is busy from one that is only being let go.
+    /// `hold`. The registry learns first that this session claims the lock file, under its
+    /// mutex, so another session's claim can always tell a device held for a client still
+    /// there (busy) from one being let go (wait); the file I/O itself runs outside the mutex,
+    /// so a slow lock directory cannot hold up shutdown.
     pub fn lock(&self, dir: &Path, device: &Path, hold: Duration) -> Claim {
-        let mut s = self.registry.lock();
-        match UucpLock::acquire(dir, device) {
-            Ok(lock) => {
-                if let Some(live) = s.live.iter_mut().find(|l| l.id == self.id) {
-                    live.lock = Some(lock.path().to_owned());
-                    live.hold = hold;
-                }
-                Claim::Locked(lock)
+        let path = match lock::lock_path(dir, device) {
+            Ok(path) => path,
+            Err(e) => return Claim::Failed(e),
+        };
+        {
+            let mut s = self.registry.lock();
+            if s.live.iter().any(|l| l.lock.as_ref() == Some(&path)) {
+                return match s.free_by(&path) {
+                    Some(by) => Claim::Leaving { lock: path, by },
+                    None => Claim::Failed(lock::Error::Busy {
+                        lock: path,
+                        pid: Some(sys::getpid()),
+                    }),
+                };
             }
-            Err(lock::Error::Busy { lock, pid }) if pid == Some(sys::getpid()) => {
-                match s.free_by(&lock) {
-                    Some(by) => Claim::Leaving { lock, by },
-                    None => Claim::Failed(lock::Error::Busy { lock, pid }),
-                }
+            if let Some(live) = s.live.iter_mut().find(|l| l.id == self.id) {
+                live.lock = Some(path.clone());
+                live.hold = hold;
             }
-            Err(e) => Claim::Failed(e),
+        }
+        match UucpLock::acquire_at(dir, path) {
+            Ok(lock) => Claim::Locked(lock),
+            Err(e) => {
+                self.update(|l| l.lock = None);
+                Claim::Failed(e)
+            }
         }
     }
 
@@ -212,11 +244,11 @@ impl Ticket<'_> {
         self.update(|l| l.until = Some(until));
     }
 
-    /// Unlocks the session's device (closed by now), under the registry's lock, and wakes
-    /// the clients waiting for it.
+    /// Unlocks the session's device (closed by now), then tells the registry, which wakes
+    /// the clients waiting for it: until then they see it as still being let go.
     pub fn release(&self, lock: UucpLock) {
+        drop(lock);
         self.update(|l| {
-            drop(lock);
             l.lock = None;
             l.until = None;
         });
@@ -335,7 +367,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(50));
                 ticket.release(lock);
             });
-            registry.wait_released(std::slice::from_ref(&path), start + Duration::from_secs(5));
+            registry.wait_released(std::slice::from_ref(&path));
         });
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(50), "{waited:?}");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acl;
-use crate::config::{Entry, Hangup, Pool};
+use crate::config::{Entry, Pool};
 use crate::hangup;
 use crate::lock::{self, UucpLock};
 use crate::registry::{Claim, Registry, Ticket};
@@ -69,18 +69,18 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         return;
     }
     // A client that reset or closed before we got to it must not make a modem pick up
-    // (opening the device raises DTR). Only a full hang-up counts: a client that sent a
-    // command and half-closed still gets its session.
-    let fd = [(ctl.client().as_raw_fd(), Interest::Read)];
-    if sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup) {
+    // (opening the device raises DTR).
+    if gone(&ctl) {
         crate::debug!(
             "{peer} on {}: gone before a device was claimed",
             pool.listen
         );
         return;
     }
-    let Some((entry, lock, line)) = claim(&admitted, ctx, &ticket, peer) else {
-        refuse_busy(ctl.client(), peer, &pool.listen);
+    let Some((entry, lock, line)) = claim(&admitted, ctx, &ticket, &ctl, peer) else {
+        if !ctl.stopped() && !gone(&ctl) {
+            refuse_busy(ctl.client(), peer, &pool.listen);
+        }
         return;
     };
     if ctl.stopped() {
@@ -131,22 +131,22 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
 
 /// The first admitted device that is free, locked and open. A device that one of our own
 /// sessions is letting go of (hanging up, or its client gone) is waited for, once, until
-/// the first such device is free or the longest of their holds is over.
+/// one such device is free; a client that leaves meanwhile, or a shutdown, ends the claim.
 fn claim<'p>(
     admitted: &[&'p Entry],
     ctx: &Context,
     ticket: &Ticket<'_>,
+    ctl: &Control,
     peer: SocketAddr,
 ) -> Option<(&'p Entry, UucpLock, Line)> {
     let mut waited = false;
     loop {
         let mut leaving: Vec<PathBuf> = Vec::new();
-        let mut deadline = Instant::now();
         for entry in admitted {
-            let lock = match ticket.lock(&ctx.lock_dir, &entry.device, hold(entry)) {
+            let hold = entry.options.hangup.hold();
+            let lock = match ticket.lock(&ctx.lock_dir, &entry.device, hold) {
                 Claim::Locked(lock) => lock,
-                Claim::Leaving { lock, by } => {
-                    deadline = deadline.max(by);
+                Claim::Leaving { lock, .. } => {
                     leaving.push(lock);
                     continue;
                 }
@@ -176,17 +176,20 @@ fn claim<'p>(
             return None;
         }
         crate::debug!("{peer}: waiting for a device that is hanging up");
-        ctx.registry.wait_released(&leaving, deadline);
+        ctx.registry.wait_released(&leaving);
         waited = true;
+        // Opening raises DTR: not for a client that left while it waited, nor at shutdown.
+        if ctx.registry.closing() || ctl.stopped() || gone(ctl) {
+            return None;
+        }
     }
 }
 
-/// How long a session on `entry` holds its device after the client leaves.
-fn hold(entry: &Entry) -> Duration {
-    match entry.options.hangup {
-        Hangup::Hold(hold) => hold,
-        Hangup::Off => Duration::ZERO,
-    }
+/// Whether the client has hung up entirely (reset, or closed both ways). A client that
+/// sent a command and half-closed is still there, waiting for the answer.
+fn gone(ctl: &Control) -> bool {
+    let fd = [(ctl.client().as_raw_fd(), Interest::Read)];
+    sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup)
 }
 
 /// Tells the client every device is taken, then closes without a reset, so the line is not

@@ -16,6 +16,8 @@ use super::{ErrorKind, number};
 const MAX_IDLE: u32 = 7 * 24 * 3600;
 /// Longest `hangup=` accepted: a modem needs well under a second of DTR low; pppd holds 1 s.
 const MAX_HANGUP_MS: u32 = 10_000;
+/// Longest hold `hangup=` can ask for.
+pub const MAX_HANGUP: Duration = Duration::from_millis(MAX_HANGUP_MS as u64);
 /// `hangup=` when a line gives none.
 pub const DEFAULT_HANGUP: Duration = Duration::from_millis(500);
 
@@ -61,6 +63,16 @@ pub enum Hangup {
     Hold(Duration),
     /// `off`: DTR and RTS are never dropped (`HUPCL` cleared), for boards that reset on DTR.
     Off,
+}
+
+impl Hangup {
+    /// How long the device is held after a session: zero for `off`.
+    pub fn hold(self) -> Duration {
+        match self {
+            Hangup::Hold(hold) => hold,
+            Hangup::Off => Duration::ZERO,
+        }
+    }
 }
 
 impl fmt::Display for Flow {
