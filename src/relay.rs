@@ -8,10 +8,10 @@
 //!
 //! Neither thread may block forever once the session is over. A [`Control`] ends a session
 //! from anywhere (the other direction, the registry at shutdown, a kick): it shuts the socket
-//! down, which
-//! wakes a thread blocked in `recv`/`send`, and signals an eventfd, which wakes a thread
-//! waiting in `poll` on the device. The device is non-blocking and always waited on with the
-//! eventfd beside it, so a silent or flow-controlled modem cannot pin a thread.
+//! down, which wakes a thread blocked in `recv`, and signals an eventfd, which wakes a thread
+//! waiting in `poll`. The device is non-blocking and always waited on with the eventfd
+//! beside it, so a silent or flow-controlled modem cannot pin a thread; a full socket is
+//! waited on with the eventfd and the device's hang-up beside it.
 //!
 //! Back-pressure is end to end: a thread reads its source only after the previous chunk was
 //! written to the sink, so a stalled peer stalls its source instead of growing a buffer.
@@ -416,7 +416,7 @@ fn copy_to_client(
         };
         must_wait = n < LONG_READ;
         ctl.activity.touch();
-        match write_client(ctl, line, &buf[..n], &mut total) {
+        match write_client(ctl, line, idle, &buf[..n], &mut total) {
             Ok(()) => {}
             Err(Some(end)) => {
                 ctl.stop(end);
@@ -437,6 +437,7 @@ fn copy_to_client(
 fn write_client(
     ctl: &Control,
     line: &impl Device,
+    idle: Option<Duration>,
     mut data: &[u8],
     total: &mut u64,
 ) -> Result<(), Option<End>> {
@@ -453,7 +454,13 @@ fn write_client(
                     (ctl.wake.raw(), Interest::Read),
                     (line.as_fd().as_raw_fd(), Interest::Gone),
                 ];
-                let ready = sys::poll(&fds, None).map_err(|e| Some(End::ClientError(e)))?;
+                // A client that takes nothing while the device has nothing new is silent both
+                // ways too, as far as idle= goes.
+                let timeout = idle.map(|limit| limit.saturating_sub(ctl.activity.since()));
+                if timeout == Some(Duration::ZERO) {
+                    return Err(Some(End::Idle));
+                }
+                let ready = sys::poll(&fds, timeout).map_err(|e| Some(End::ClientError(e)))?;
                 if ready[1].read {
                     return Err(None);
                 }
