@@ -107,6 +107,10 @@ fn main() -> ExitCode {
     if m.free.len() > 1 {
         return bad_usage("more than one DEVICE");
     }
+    if m.free.is_empty() && (m.opt_present("s") || m.opt_present("o")) {
+        // Silently ignored, they would leave a user believing a line runs as they said.
+        return bad_usage("-s and -o go with a DEVICE (inetd mode); a config line says its own");
+    }
     log::set_verbosity(m.opt_count("d").min(u8::MAX as usize) as u8);
     serial::force_plain_termios(std::env::var_os("MODEMD_PLAIN_TERMIOS").is_some());
     let config_path = m.opt_str("c").unwrap_or_else(|| DEFAULT_CONFIG.to_owned());

@@ -266,3 +266,27 @@ fn a_dead_log_reader_costs_no_session() {
         assert!(dir.wait_unlocked(WAIT), "round {round}: lock left");
     }
 }
+
+#[test]
+fn line_options_without_a_device_are_a_usage_error() {
+    let dir = TempDir::new("usage");
+    let conf = dir.join("modemd.conf");
+    fs::write(&conf, "127.0.0.1:1 /dev/ttyS9 9600,8,N,1 127.0.0.1\n").expect("w");
+    for flag in ["-o", "-s"] {
+        let value = if flag == "-o" {
+            "hangup=0"
+        } else {
+            "9600,8,N,1"
+        };
+        let out = run_bounded(
+            modemd_command()
+                .args(["-n", "-c"])
+                .arg(&conf)
+                .args([flag, value]),
+            Duration::from_secs(10),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains("go with a DEVICE"), "{flag}: {err}");
+    }
+}
