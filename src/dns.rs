@@ -2,7 +2,7 @@
 //! and the PTR record of a DNS answer.
 //!
 //! Why not getnameinfo(3): in musl it brings printf (for port numbers and scope ids we never
-//! ask for), about 13 KiB of the router image's 256 KiB. The query itself still goes through
+//! ask for), about 13 KiB of the router image's 288 KiB. The query itself still goes through
 //! the C library's res_query(3), which knows resolv.conf; only the answer is read here, and it
 //! comes from the network, so this parser trusts no length or pointer in it.
 

@@ -1,7 +1,7 @@
 //! modemd: share the serial modems of a Linux router over TCP.
 //!
-//! The data path is `listen → accept → admit (acl) → claim (lock) → open (serial) → relay →
-//! hang up → account`. The pure modules ([`config`], [`acl`]) are public so that tests and
+//! The data path is `listen → accept → admit (acl) → claim (registry, lock) → open (serial)
+//! → relay → hang up (hangup) → account`. The pure modules ([`config`], [`acl`]) are public so that tests and
 //! fuzzers can drive them without I/O.
 #![deny(missing_docs)]
 

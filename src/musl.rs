@@ -5,7 +5,7 @@
 //! Compiled for musl targets only (see `lib.rs`); glibc builds link dynamically and keep
 //! glibc's definitions. Being compiled into this crate is all a definition needs: it is
 //! `#[unsafe(no_mangle)] pub extern "C"`, so it is kept in the link whether or not Rust code
-//! calls it. Like `sys.rs`, this is a place where raw `libc` is called: a C function is
+//! calls it. Like `sys/`, this is a place where raw `libc` is called: a C function is
 //! being defined.
 
 /// Names the calling thread, in place of musl's pthread_setname_np. Why: for a thread other

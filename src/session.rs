@@ -112,7 +112,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         );
         let _ = c.shutdown(Shutdown::Both);
     }
-    // The client's time on the line; the hold that follows is reported on its own.
+    // Counted up to the hang-up: the hold that follows is reported on its own.
     // Integer arithmetic: a float formatter would cost the router image more than this line.
     let ms = sys::millis(start.elapsed());
     let left = hangup::hang_up(&line, entry.options.hangup, &end, &ticket, &ctx.registry);

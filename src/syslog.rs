@@ -2,7 +2,7 @@
 //! (`<PRI>modemd[PID]: text`).
 //!
 //! Why not syslog(3): it brings printf and the C library's time zone code (for a timestamp the
-//! syslog daemon adds anyway) into the router image, about 8 KiB of its 256 KiB budget. The frame omits the timestamp, which RFC 3164 §4.3.2 allows:
+//! syslog daemon adds anyway) into the router image, about 8 KiB of its 288 KiB budget. The frame omits the timestamp, which RFC 3164 §4.3.2 allows:
 //! busybox syslogd, OpenWrt's logd, rsyslog and journald all stamp such a message with its
 //! time of arrival.
 

@@ -1,5 +1,5 @@
 //! The raw termios and modem-line calls of a serial line, each wrapped once: the only place
-//! besides `sys.rs` that calls `libc` directly. No policy: [`super::Line`] decides what to set.
+//! besides `sys/` that calls `libc` directly. No policy: [`super::Line`] decides what to set.
 //!
 //! Speeds: a standard rate is a `Bnnn` constant in the plain termios; any other rate needs
 //! the `termios2` ioctls (`BOTHER` and a number), which qemu-user and kernels before 2.6.20
