@@ -13,13 +13,14 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use modemd::pty::Pty;
+use modemd::serial::termios;
 use modemd::sys::{self, Interest, cvt};
 
 const OK: &[u8] = b"\r\nOK\r\n";
@@ -186,16 +187,6 @@ fn poll_fd(fd: RawFd, interest: Interest, timeout: Duration) -> io::Result<libc:
     Ok(pfd[0].revents)
 }
 
-/// Sets O_NONBLOCK on the fd.
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no argument and only inspects the fd.
-    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) }).map_err(ctx("fcntl(F_GETFL)"))?;
-    // SAFETY: F_SETFL takes an int flags argument.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })
-        .map_err(ctx("fcntl(F_SETFL)"))?;
-    Ok(())
-}
-
 extern "C" fn on_signal(_sig: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
@@ -346,7 +337,7 @@ fn main() -> ExitCode {
     let link = m.opt_str("l");
 
     let setup = Pty::open().and_then(|Pty { master, slave }| {
-        set_nonblocking(master.as_raw_fd())?;
+        termios::set_nonblocking(master.as_fd()).map_err(ctx("fcntl(F_SETFL)"))?;
         Ok((File::from(master), slave))
     });
     let (mut master, slave) = match setup {
