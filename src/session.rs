@@ -99,7 +99,8 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     let totals = relay::run(&ctl, &line, entry.options.idle);
     let end = ctl.take_end().unwrap_or(End::ClientClosed);
     if matches!(end, End::ClientClosed) {
-        line.drain(DRAIN);
+        // Not past a shutdown: SIGTERM waits for sessions only so long.
+        line.drain(DRAIN, || ctx.registry.closing());
     }
     if matches!(end, End::DeviceGone | End::DeviceError(_) | End::Idle) {
         // The client may still be there: tell it why the line went dead.

@@ -328,11 +328,11 @@ impl Line {
         termios::flush(self.as_fd(), queue)
     }
 
-    /// Waits (at most `limit`) until the output queue has gone out on the wire, so a client's
-    /// last bytes are not cut off by the hang-up.
-    pub fn drain(&self, limit: Duration) {
+    /// Waits (at most `limit`, and no longer once `give_up` says so) until the output queue
+    /// has gone out on the wire, so a client's last bytes are not cut off by the hang-up.
+    pub fn drain(&self, limit: Duration, give_up: impl Fn() -> bool) {
         let start = Instant::now();
-        while start.elapsed() < limit {
+        while start.elapsed() < limit && !give_up() {
             match termios::output_queued(self.as_fd()) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => std::thread::sleep(Duration::from_millis(5)),
