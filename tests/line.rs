@@ -8,13 +8,12 @@ mod common;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::lagging::Lagging;
 use common::*;
-use modemd::sys::{self, Interest};
+use modemd::sys;
 
 /// (option, CRTSCTS expected, IXON|IXOFF expected)
 const FLOWS: [(&str, bool, bool); 4] = [
@@ -54,93 +53,17 @@ fn slack() -> Duration {
     }
 }
 
-/// A device that echoes what it gets `delay` late, the way a modem's answer lags; records
-/// when each chunk arrived.
-struct LaggingEcho {
-    arrivals: mpsc::Receiver<(Instant, Vec<u8>)>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<thread::JoinHandle<()>>,
-}
-
-impl LaggingEcho {
-    fn start(pty: &Pty, delay: Duration) -> LaggingEcho {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (arrived, arrivals) = mpsc::channel();
-        let (due, echoes) = mpsc::channel::<(Instant, Vec<u8>)>();
-        let reader = {
-            let master = pty.master.try_clone().expect("dup master");
-            let stop = Arc::clone(&stop);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    let ready = sys::poll(
-                        &[(master.as_raw_fd(), Interest::Read)],
-                        Some(Duration::from_millis(20)),
-                    )
-                    .expect("poll");
-                    if !ready[0].read {
-                        // No opener (hang-up) also polls ready; nothing to read then.
-                        thread::sleep(Duration::from_millis(2));
-                        continue;
-                    }
-                    let Ok(n) = sys::read(master.as_fd(), &mut buf) else {
-                        thread::sleep(Duration::from_millis(2));
-                        continue;
-                    };
-                    let now = Instant::now();
-                    let _ = arrived.send((now, buf[..n].to_vec()));
-                    let _ = due.send((now + delay, buf[..n].to_vec()));
-                }
-            })
-        };
-        let writer = {
-            let master = pty.master.try_clone().expect("dup master");
-            thread::spawn(move || {
-                for (at, data) in echoes {
-                    thread::sleep(at.saturating_duration_since(Instant::now()));
-                    // The device may be closed by now: then the echo is lost, as it should.
-                    let _ = sys::write(master.as_fd(), &data);
-                }
-            })
-        };
-        LaggingEcho {
-            arrivals,
-            stop,
-            threads: vec![reader, writer],
-        }
-    }
-
-    /// Waits for `data` to reach the device; returns when it had all arrived.
-    fn arrived(&self, data: &[u8], timeout: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        let mut got = Vec::new();
-        while got.len() < data.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (at, chunk) = self.arrivals.recv_timeout(left).ok()?;
-            got.extend_from_slice(&chunk);
-            if got.len() >= data.len() {
-                assert_eq!(&got[..data.len()], data, "the device got other bytes");
-                return Some(at);
-            }
-        }
-        None
-    }
-}
-
-impl Drop for LaggingEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // The reader ends on the flag; the writer when the reader drops its queue.
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
+/// When the device had 64 more bytes of value `b` than `before`, within `timeout`.
+fn arrived(echo: &Lagging, b: u8, before: usize, timeout: Duration) -> Option<Instant> {
+    wait_until(timeout, || echo.heard(b).count >= before + 64)
+        .then(|| echo.heard(b).last)
+        .flatten()
 }
 
 #[test]
 fn quick_reconnects_to_a_lagging_device_get_no_stale_byte_and_no_busy() {
     let pty = Pty::open().expect("pty");
-    let echo = LaggingEcho::start(&pty, Duration::from_millis(100));
+    let echo = Lagging::start(pty.master.as_fd(), Duration::from_millis(100));
     let (d, addr) = one_device(&pty.slave, "", &[]);
     let idle = (d.threads(), d.fds());
     let mut stale = 0;
@@ -148,9 +71,9 @@ fn quick_reconnects_to_a_lagging_device_get_no_stale_byte_and_no_busy() {
         let mut c = connect(addr);
         let start = Instant::now();
         let mine = [b'A' + cycle % 26; 64];
+        let before = echo.heard(mine[0]).count;
         c.write_all(&mine).expect("write");
-        let served = echo
-            .arrived(&mine, HOLD + slack() + WAIT)
+        let served = arrived(&echo, mine[0], before, HOLD + slack() + WAIT)
             .unwrap_or_else(|| panic!("cycle {cycle}: never served\n{}", d.log.all()));
         assert!(
             served - start <= HOLD + slack(),
@@ -358,7 +281,7 @@ fn a_client_arriving_as_the_previous_one_leaves_is_served() {
     // next client must wait for it, not read busy. (When the next client's session gets
     // there first, the one before is refused instead; its client is gone and hears nothing.)
     let pty = Pty::open().expect("pty");
-    let echo = LaggingEcho::start(&pty, Duration::from_millis(50));
+    let echo = Lagging::start(pty.master.as_fd(), Duration::from_millis(50));
     let (d, addr) = one_device(&pty.slave, "", &[]);
     for cycle in 0..20u8 {
         let mut gone = connect(addr);

@@ -1,15 +1,13 @@
 //! The device side of every server: PTYs whose masters the bench holds, an echo loop (a modem
-//! in data mode), a lagging echo (a modem slow to answer), and non-blocking I/O with
-//! deadlines for sockets and masters alike.
+//! in data mode), and non-blocking I/O with deadlines for sockets and masters alike. The
+//! lagging echo (a modem slow to answer) is the tests' own, `common::lagging`.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -37,6 +35,11 @@ impl Device {
         set_nonblocking(pty.master.as_raw_fd());
         let real = std::fs::canonicalize(&pty.slave).expect("canonicalize slave");
         Device { pty, keeper, real }
+    }
+
+    /// The master, borrowed: for a helper that keeps a copy of its own.
+    pub fn master_fd(&self) -> BorrowedFd<'_> {
+        self.pty.master.as_fd()
     }
 
     pub fn master(&self) -> RawFd {
@@ -238,80 +241,6 @@ fn echo_loop(masters: &[RawFd], stop: RawFd) {
                 // not spin if it does.
                 thread::sleep(Duration::from_millis(1));
             }
-        }
-    }
-}
-
-/// What a [`Lagging`] device received of one byte value: how many, and when the last came.
-#[derive(Clone, Copy, Default)]
-pub struct Heard {
-    pub count: usize,
-    pub last: Option<Instant>,
-}
-
-/// A modem slow to answer, on one device: echoes what the server writes `lag` late (so the
-/// echo of a client's last bytes comes after that client has gone), and notes when each byte
-/// value arrived, until dropped.
-pub struct Lagging {
-    heard: Arc<Mutex<[Heard; 256]>>,
-    _worker: Worker,
-}
-
-impl Lagging {
-    /// Plays the modem on the master of `device` (which must outlive it).
-    pub fn start(device: &Device, lag: Duration) -> Lagging {
-        let heard = Arc::new(Mutex::new([Heard::default(); 256]));
-        let master = device.master();
-        let h = Arc::clone(&heard);
-        Lagging {
-            heard,
-            _worker: Worker::spawn("lagging", move |stop| lag_loop(master, stop, lag, &h)),
-        }
-    }
-
-    /// What the device has received of byte value `b` so far.
-    pub fn heard(&self, b: u8) -> Heard {
-        self.heard.lock().unwrap_or_else(|p| p.into_inner())[usize::from(b)]
-    }
-}
-
-fn lag_loop(master: RawFd, stop: RawFd, lag: Duration, heard: &Mutex<[Heard; 256]>) {
-    let mut fds = [master, stop].map(|fd| libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    // What came in, and when it is to go back out, oldest first.
-    let mut due: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let wait = due.front().map_or(Duration::from_secs(1), |(t, _)| {
-            t.saturating_duration_since(Instant::now())
-        });
-        fds.iter_mut().for_each(|p| p.revents = 0);
-        poll_all(&mut fds, wait);
-        if fds[1].revents != 0 {
-            return;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            if let Ok(n) = read_fd(master, &mut buf) {
-                let now = Instant::now();
-                let mut h = heard.lock().unwrap_or_else(|p| p.into_inner());
-                for &b in &buf[..n] {
-                    h[usize::from(b)].count += 1;
-                    h[usize::from(b)].last = Some(now);
-                }
-                due.push_back((now + lag, buf[..n].to_vec()));
-            }
-        } else if fds[0].revents != 0 {
-            // As in the echo: cannot happen while the keeper holds the slave; do not spin.
-            thread::sleep(Duration::from_millis(1));
-        }
-        let now = Instant::now();
-        while let Some((_, bytes)) = due.front().filter(|(t, _)| *t <= now) {
-            // A slave nobody reads fills up: then the rest is lost, as on a real line.
-            let _ = write_all_by(master, bytes, now + Duration::from_secs(2));
-            due.pop_front();
         }
     }
 }

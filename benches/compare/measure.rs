@@ -10,8 +10,9 @@ use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::lagging::Lagging;
 use crate::common::wait_until;
-use crate::device::{self, Device, Echo, Flow, Lagging};
+use crate::device::{self, Device, Echo, Flow};
 use crate::procs::Mem;
 use crate::servers::Server;
 
@@ -369,7 +370,7 @@ pub fn reconnects(
     cycles: usize,
     lag: Duration,
 ) -> Result<Reconnects, String> {
-    let device = Lagging::start(dev, lag);
+    let device = Lagging::start(dev.master_fd(), lag);
     let addr = server.addrs()[0];
     let mut r = Reconnects::default();
     release(server, dev)?;

@@ -2,6 +2,7 @@
 //! child processes, loopback clients, all with bounded waits.
 //!
 //! - `pty.rs`: the device side, a [`Pty`] master read and written by the test.
+//! - `lagging.rs`: a modem that echoes late, for reconnects and stale bytes.
 //! - `daemon.rs`: the binaries as children (modemd, modem-sim, any command), their logs.
 //! - `net.rs`: loopback ports and clients with timeouts.
 //! - here: the bounds on waits, temporary directories, config lines, test data.
@@ -15,6 +16,7 @@
 #![allow(dead_code)]
 
 mod daemon;
+pub mod lagging;
 mod net;
 mod pty;
 
