@@ -180,8 +180,9 @@ impl Line {
             t.c_cflag |= libc::HUPCL;
         }
         termios::set_flow(&mut t, flow);
-        let accepted = line.apply(t, settings).map_err(|(what, e)| err(what)(e))?;
-        let flow_in_force = line.flow().map_err(err("tcgetattr"))?;
+        let back = line.apply(t, settings).map_err(|(what, e)| err(what)(e))?;
+        let accepted = line.settings_of(&back).map_err(err("termios2"))?;
+        let flow_in_force = termios::flow(&back);
         if accepted != *settings || flow_in_force != flow {
             // A PTY, for one, forces CS8 and no parity: the driver's call; say it and go on.
             crate::warning!(
@@ -212,15 +213,17 @@ impl Line {
     pub fn configure(&self, settings: &Settings) -> io::Result<Settings> {
         let _changing = self.changing();
         let t = termios::get(self.as_fd())?;
-        self.apply(t, settings).map_err(|(_, e)| e)
+        let back = self.apply(t, settings).map_err(|(_, e)| e)?;
+        self.settings_of(&back)
     }
 
-    /// Applies `settings` on `t` (a copy of the line's termios), then reads back.
+    /// Applies `settings` on `t` (a copy of the line's termios); returns the termios read
+    /// back, what the driver accepted.
     fn apply(
         &self,
         mut t: libc::termios,
         s: &Settings,
-    ) -> Result<Settings, (&'static str, io::Error)> {
+    ) -> Result<libc::termios, (&'static str, io::Error)> {
         let fd = self.as_fd();
         termios::set_framing(&mut t, s.data_bits, s.parity, s.stop_bits);
         let standard = termios::set_standard_speed(&mut t, s.baud);
@@ -238,14 +241,19 @@ impl Line {
             }
             termios::set_custom_speed(fd, s.baud).map_err(|e| ("set baud rate", e))?;
         }
-        self.settings().map_err(|e| ("tcgetattr", e))
+        termios::get(fd).map_err(|e| ("tcgetattr", e))
     }
 
     /// The speed and framing in force.
     pub fn settings(&self) -> io::Result<Settings> {
-        let t = termios::get(self.as_fd())?;
-        let (data_bits, parity, stop_bits) = termios::framing(&t);
-        let baud = match termios::standard_speed(&t) {
+        self.settings_of(&termios::get(self.as_fd())?)
+    }
+
+    /// The speed and framing `t`, read from the line, holds (a custom speed is asked of
+    /// termios2).
+    fn settings_of(&self, t: &libc::termios) -> io::Result<Settings> {
+        let (data_bits, parity, stop_bits) = termios::framing(t);
+        let baud = match termios::standard_speed(t) {
             Some(baud) => baud,
             None if termios2() => termios::custom_speed(self.as_fd())?,
             None => 0,
