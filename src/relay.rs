@@ -169,6 +169,15 @@ impl Control {
         self.ending.load(Ordering::Acquire)
     }
 
+    /// How long a wait may last before the session has been silent both ways for `idle`
+    /// (`None`: no limit); `Err(End::Idle)` once it has.
+    fn idle_left(&self, idle: Option<Duration>) -> Result<Option<Duration>, End> {
+        match idle.map(|limit| limit.saturating_sub(self.activity.since())) {
+            Some(Duration::ZERO) => Err(End::Idle),
+            left => Ok(left),
+        }
+    }
+
     /// Takes the reason the session ended.
     pub fn take_end(&self) -> Option<End> {
         self.end.lock().unwrap_or_else(|p| p.into_inner()).take()
@@ -373,11 +382,13 @@ fn copy_to_client(
     let mut must_wait = true;
     loop {
         if must_wait {
-            let timeout = idle.map(|limit| limit.saturating_sub(ctl.activity.since()));
-            if timeout == Some(Duration::ZERO) {
-                ctl.stop(End::Idle);
-                return total;
-            }
+            let timeout = match ctl.idle_left(idle) {
+                Ok(timeout) => timeout,
+                Err(end) => {
+                    ctl.stop(end);
+                    return total;
+                }
+            };
             let ready = match sys::poll(&fds, timeout) {
                 Ok(r) => r,
                 Err(e) => {
@@ -456,10 +467,7 @@ fn write_client(
                 ];
                 // A client that takes nothing while the device has nothing new is silent both
                 // ways too, as far as idle= goes.
-                let timeout = idle.map(|limit| limit.saturating_sub(ctl.activity.since()));
-                if timeout == Some(Duration::ZERO) {
-                    return Err(Some(End::Idle));
-                }
+                let timeout = ctl.idle_left(idle).map_err(Some)?;
                 let ready = sys::poll(&fds, timeout).map_err(|e| Some(End::ClientError(e)))?;
                 if ready[1].read {
                     return Err(None);
