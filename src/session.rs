@@ -179,8 +179,9 @@ fn claim<'p>(
         crate::debug!("{peer}: waiting for a device that is hanging up");
         ctx.registry.wait_released(&leaving);
         waited = true;
-        // Opening raises DTR: not for a client that left while it waited, nor at shutdown.
-        if ctx.registry.closing() || ctl.stopped() || gone(ctl) {
+        // Opening raises DTR: not for a client that left while it waited, nor at shutdown
+        // (stop_all stops every registered session).
+        if ctl.stopped() || gone(ctl) {
             return None;
         }
     }
