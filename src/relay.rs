@@ -304,8 +304,8 @@ fn copy_to_device(ctl: &Control, line: &impl Device, buf: &mut [u8]) -> u64 {
             }
         };
         ctl.activity.touch();
-        match write_device(ctl, line, &buf[..n]) {
-            Ok(()) => total += n as u64,
+        match write_device(ctl, line, &buf[..n], &mut total) {
+            Ok(()) => {}
             Err(Some(end)) => {
                 ctl.stop(end);
                 return total;
@@ -315,17 +315,26 @@ fn copy_to_device(ctl: &Control, line: &impl Device, buf: &mut [u8]) -> u64 {
     }
 }
 
-/// Writes all of `data` to the non-blocking device, waiting in `poll` when its queue is full.
-/// `Err(None)`: the session was stopped meanwhile.
+/// Writes all of `data` to the non-blocking device, waiting in `poll` when its queue is full,
+/// counting what went into `total` (a chunk cut short by the session's end counts what the
+/// device took of it). `Err(None)`: the session was stopped meanwhile.
 ///
 /// A device that takes no data (flow control, a wedged modem) must not pin the session once
 /// the client is gone: the client is watched too, and after it leaves the device gets
 /// [`DRAIN`] to take what was already accepted.
-fn write_device(ctl: &Control, line: &impl Device, mut data: &[u8]) -> Result<(), Option<End>> {
+fn write_device(
+    ctl: &Control,
+    line: &impl Device,
+    mut data: &[u8],
+    total: &mut u64,
+) -> Result<(), Option<End>> {
     let mut client_gone: Option<Instant> = None;
     while !data.is_empty() {
         match sys::write(line.as_fd(), data) {
-            Ok(n) => data = &data[n..],
+            Ok(n) => {
+                data = &data[n..];
+                *total += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let fds = [

@@ -117,13 +117,17 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
     // Integer arithmetic: a float formatter would cost the router image more than this line.
     let ms = sys::millis(start.elapsed());
     let left = hangup::hang_up(&line, entry.options.hangup, &end, &ticket, &ctx.registry);
+    // Written but never sent (a stalled line at a shutdown) did not reach the device.
+    let to_device = totals
+        .to_device
+        .saturating_sub(line.abandon_output() as u64);
     drop(line);
     ticket.release(lock);
     crate::info!(
         "session end: {peer} on {} device {} in {} out {} duration {}.{:03}s reason {end}, {left}",
         pool.listen,
         entry.device.display(),
-        totals.to_device,
+        to_device,
         totals.to_client,
         ms / 1000,
         ms % 1000,

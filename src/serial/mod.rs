@@ -336,6 +336,22 @@ impl Line {
         termios::flush(self.as_fd(), queue)
     }
 
+    /// Throws away what the device has not taken yet and says how many bytes that was, so
+    /// that the session counts only what went out. Without it, close() on a stalled UART
+    /// waits up to the driver's closing_wait (30 s) with the session, its lock and its
+    /// thread. Only a non-empty queue is flushed: a PTY reports none, and flushing its
+    /// slave would drop bytes already on their way to the master's reader.
+    pub fn abandon_output(&self) -> usize {
+        let fd = self.as_fd();
+        match termios::output_queued(fd) {
+            Ok(0) | Err(_) => 0,
+            Ok(queued) => {
+                let _ = termios::flush(fd, Queue::Output);
+                queued
+            }
+        }
+    }
+
     /// Waits (at most `limit`, and no longer once `give_up` says so) until the output queue
     /// has gone out on the wire, so a client's last bytes are not cut off by the hang-up.
     pub fn drain(&self, limit: Duration, give_up: impl Fn() -> bool) {
@@ -379,10 +395,7 @@ impl Drop for Line {
             // next, unprivileged opener; serialport's port clears it itself.
             let _ = termios::set_exclusive(fd, false);
         }
-        // What the device has not taken by now is abandoned (a closing client's bytes had
-        // their drain already); without this, close() on a stalled UART waits up to the
-        // driver's closing_wait (30 s) with the session, its lock and its thread.
-        let _ = termios::flush(fd, Queue::Output);
+        self.abandon_output();
         let mut found = self.found;
         if self.keep_lines {
             // Restoring HUPCL now would drop DTR at the close just after.
