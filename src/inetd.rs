@@ -16,9 +16,12 @@ use std::sync::Arc;
 use crate::acl::{self, HostList};
 use crate::config::{Config, Entry, Listen, Options, Pool, Settings};
 use crate::daemon;
+use crate::fault::Faults;
 use crate::listener;
+use crate::refusals::Refusals;
 use crate::registry::Registry;
 use crate::session::{self, Context};
+use crate::spare::Spare;
 use crate::sys::SignalSet;
 
 /// Which devices the connection may use.
@@ -128,6 +131,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
     let ctx = Arc::new(Context {
         lock_dir,
         registry: Registry::new().map_err(setup("create the session registry"))?,
+        faults: Faults::default(),
     });
     {
         let ctx = Arc::clone(&ctx);
@@ -146,7 +150,13 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
     if let Err(e) = listener::tune_socket(client.as_fd()) {
         crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
     }
-    session::serve(client, peer, &pool, &ctx);
+    let refusals = Refusals::new(pool.listen);
+    let client = session::Client {
+        stream: client,
+        peer,
+        spare: Spare::default(),
+    };
+    session::serve(client, &pool, &refusals, &ctx);
     crate::lock::remove_template();
     Ok(())
 }

@@ -93,6 +93,17 @@ impl std::error::Error for Error {
     }
 }
 
+impl crate::spare::Exhaustion for Error {
+    fn out_of_fds(&self) -> bool {
+        match self {
+            Error::Busy { .. } => false,
+            Error::Device { source, .. } | Error::Io { source, .. } => {
+                crate::spare::Exhaustion::out_of_fds(source)
+            }
+        }
+    }
+}
+
 /// The lock file for `device` in `dir`: `dir/LCK..<basename of the resolved path>`.
 pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, Error> {
     let real = crate::devpath::resolve(device).map_err(|source| Error::Device {

@@ -271,7 +271,7 @@ mod tests {
     fn control(listener: &TcpListener) -> Arc<Control> {
         let addr = listener.local_addr().expect("local address");
         let client = TcpStream::connect(addr).expect("connect");
-        Arc::new(Control::new(client).expect("control"))
+        Arc::new(Control::new(client, EventFd::new().expect("eventfd")))
     }
 
     #[test]

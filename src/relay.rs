@@ -123,18 +123,18 @@ pub struct Control {
 }
 
 impl Control {
-    /// A control for a session with `client`.
-    pub fn new(client: TcpStream) -> io::Result<Control> {
-        Ok(Control {
+    /// A control for a session with `client`, woken through `wake`.
+    pub fn new(client: TcpStream, wake: EventFd) -> Control {
+        Control {
             client,
-            wake: EventFd::new()?,
+            wake,
             end: Mutex::new(None),
             ending: AtomicBool::new(false),
             activity: Activity {
                 start: Instant::now(),
                 last_ms: AtomicU32::new(0),
             },
-        })
+        }
     }
 
     /// The client connection.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Listen};
 use crate::daemon::{self, Detach, Identity, Outcome, PidError, PidFile};
+use crate::fault::Faults;
 use crate::listener::{Acceptor, Bound};
 use crate::registry::Registry;
 use crate::session::Context;
@@ -181,6 +182,7 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
     let ctx = Arc::new(Context {
         lock_dir: opts.lock_dir.clone(),
         registry,
+        faults: Faults::default(),
     });
     let started = start(bound, &opts, &ctx);
     if let Some(d) = detached {

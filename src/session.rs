@@ -10,22 +10,25 @@
 //! is hung up and closed before the lock is removed, and both happen on every way out,
 //! including a panic.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acl;
 use crate::config::{Entry, Pool};
+use crate::fault::{Faults, Reason};
 use crate::hangup;
 use crate::lock::{self, UucpLock};
+use crate::refusals::{Refusal, Refusals};
 use crate::registry::{Claim, Registry, Ticket};
 use crate::relay::{self, Control, DRAIN, End};
 use crate::resolve::SystemResolver;
 use crate::serial::Line;
-use crate::sys::{self, Interest};
+use crate::spare::{Exhaustion, Spare};
+use crate::sys::{self, EventFd, Interest};
 
 /// What every session needs from the daemon.
 pub struct Context {
@@ -33,6 +36,8 @@ pub struct Context {
     pub lock_dir: PathBuf,
     /// The live sessions, for shutdown.
     pub registry: Registry,
+    /// The devices that cannot be used, so that each problem is logged once.
+    pub faults: Faults,
 }
 
 // One Context serves every session thread, the accept thread and the signal thread; the
@@ -45,15 +50,38 @@ const _: () = {
 /// How long a client that found no device may take to read the `busy` line before we close.
 const LINGER: Duration = Duration::from_millis(200);
 
-/// Serves one accepted client of `pool`, connected from `peer`, until its session ends.
-pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
-    let ctl = match Control::new(client) {
-        Ok(c) => Arc::new(c),
+/// An accepted client, and the descriptors set aside for its session.
+pub struct Client {
+    /// The connection.
+    pub stream: TcpStream,
+    /// Where it comes from.
+    pub peer: SocketAddr,
+    /// What its session may use when the process is out of descriptors.
+    pub spare: Spare,
+}
+
+/// Serves one accepted client of `pool` until its session ends; a refusal is logged through
+/// `refusals`.
+pub fn serve(client: Client, pool: &Pool, refusals: &Refusals, ctx: &Context) {
+    let Client {
+        stream,
+        peer,
+        mut spare,
+    } = client;
+    let wake = match spare.retry(EventFd::new) {
+        Ok(wake) => wake,
         Err(e) => {
-            crate::error!("{peer} on {}: cannot set up session: {e}", pool.listen);
+            crate::debug!("{peer} on {}: cannot set up a session: {e}", pool.listen);
+            refuse(
+                &stream,
+                peer,
+                refusals,
+                Refusal::Unavailable(Reason::Resources),
+            );
             return;
         }
     };
+    let ctl = Arc::new(Control::new(stream, wake));
     let Some(ticket) = ctx.registry.enter(Arc::clone(&ctl)) else {
         return;
     };
@@ -65,7 +93,7 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         .filter(|e| e.hosts.admits(&who))
         .collect();
     if admitted.is_empty() {
-        crate::info!("refused {peer} on {}: not allowed by HOSTS", pool.listen);
+        refusals.refused(peer, Refusal::Hosts);
         return;
     }
     // A client that reset or closed before we got to it must not make a modem pick up
@@ -77,11 +105,17 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
         );
         return;
     }
-    let Some((entry, lock, line)) = claim(&admitted, ctx, &ticket, &ctl, peer) else {
-        if !ctl.stopped() && !gone(&ctl) {
-            refuse_busy(ctl.client(), peer, &pool.listen);
+    let claimed = claim(&admitted, ctx, &ticket, &ctl, peer, &mut spare);
+    // Set up: what was set aside is free for the next client.
+    drop(spare);
+    let (entry, lock, line) = match claimed {
+        Ok(claimed) => claimed,
+        Err(why) => {
+            if !ctl.stopped() && !gone(&ctl) {
+                refuse(ctl.client(), peer, refusals, why);
+            }
+            return;
         }
-        return;
     };
     if ctl.stopped() {
         drop(line);
@@ -137,48 +171,83 @@ pub fn serve(client: TcpStream, peer: SocketAddr, pool: &Pool, ctx: &Context) {
 /// The first admitted device that is free, locked and open. A device that one of our own
 /// sessions is letting go of (hanging up, or its client gone) is waited for, once, until
 /// one such device is free; a client that leaves meanwhile, or a shutdown, ends the claim.
+/// Without a device: `Busy` if any admitted device is held for a client still there or by
+/// another program, else why the first one cannot be used.
 fn claim<'p>(
     admitted: &[&'p Entry],
     ctx: &Context,
     ticket: &Ticket<'_>,
     ctl: &Control,
     peer: SocketAddr,
-) -> Option<(&'p Entry, UucpLock, Line)> {
+    spare: &mut Spare,
+) -> Result<(&'p Entry, UucpLock, Line), Refusal> {
     let mut waited = false;
+    let mut unusable: Option<Reason> = None;
     loop {
         let mut leaving: Vec<PathBuf> = Vec::new();
+        let mut busy = false;
         for entry in admitted {
+            let device = &entry.device;
             let hold = entry.options.hangup.hold();
-            let lock = match ticket.lock(&ctx.lock_dir, &entry.device, hold) {
+            let mut claim = ticket.lock(&ctx.lock_dir, device, hold);
+            if matches!(&claim, Claim::Failed(e) if e.out_of_fds()) && spare.free_one() {
+                claim = ticket.lock(&ctx.lock_dir, device, hold);
+            }
+            let lock = match claim {
                 Claim::Locked(lock) => lock,
                 Claim::Leaving { lock, .. } => {
                     leaving.push(lock);
                     continue;
                 }
                 Claim::Failed(e @ lock::Error::Busy { .. }) => {
-                    crate::debug!("{peer}: {}: {e}", entry.device.display());
+                    crate::debug!("{peer}: {}: {e}", device.display());
+                    busy = true;
                     continue;
                 }
                 Claim::Failed(e) => {
-                    crate::error!("{peer}: {}: {e}", entry.device.display());
+                    let why = match &e {
+                        lock::Error::Device { source, .. } => Reason::of_device(source),
+                        lock::Error::Io { source, .. } => Reason::of_lock(source),
+                        lock::Error::Busy { .. } => Reason::Failing,
+                    };
+                    unusable.get_or_insert(why);
+                    fault(ctx, peer, device, &e);
                     continue;
                 }
             };
-            match Line::open(
-                &entry.device,
-                &entry.settings,
-                entry.options.flow,
-                entry.options.hangup,
-            ) {
-                Ok(line) => return Some((entry, lock, line)),
+            let opened = spare.retry(|| {
+                Line::open(
+                    device,
+                    &entry.settings,
+                    entry.options.flow,
+                    entry.options.hangup,
+                )
+            });
+            match opened {
+                Ok(line) => {
+                    if ctx.faults.worked(device) {
+                        crate::info!("{}: usable again", device.display());
+                    }
+                    return Ok((entry, lock, line));
+                }
+                // Another program has it open exclusively, without a UUCP lock.
+                Err(e) if e.io().kind() == io::ErrorKind::ResourceBusy => {
+                    crate::debug!("{peer}: cannot open {e}");
+                    busy = true;
+                    ticket.release(lock);
+                }
                 Err(e) => {
-                    crate::error!("{peer}: cannot open {e}");
+                    unusable.get_or_insert(Reason::of_device(e.io()));
+                    fault(ctx, peer, device, &format_args!("cannot open {e}"));
                     ticket.release(lock);
                 }
             }
         }
         if leaving.is_empty() || waited {
-            return None;
+            return Err(match unusable {
+                Some(why) if !busy && leaving.is_empty() => Refusal::Unavailable(why),
+                _ => Refusal::Busy,
+            });
         }
         crate::debug!("{peer}: waiting for a device that is hanging up");
         ctx.registry.wait_released(&leaving);
@@ -186,8 +255,18 @@ fn claim<'p>(
         // Opening raises DTR: not for a client that left while it waited, nor at shutdown
         // (stop_all stops every registered session).
         if ctl.stopped() || gone(ctl) {
-            return None;
+            return Err(Refusal::Busy);
         }
+    }
+}
+
+/// Logs that `device` cannot be used: as an error when the problem is new for it, at the
+/// debug level for every client after.
+fn fault(ctx: &Context, peer: SocketAddr, device: &Path, problem: &dyn std::fmt::Display) {
+    if ctx.faults.failed(device, problem) {
+        crate::error!("{problem}");
+    } else {
+        crate::debug!("{peer}: {problem}");
     }
 }
 
@@ -198,12 +277,21 @@ fn gone(ctl: &Control) -> bool {
     sys::poll(&fd, Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup)
 }
 
-/// Tells the client every device is taken, then closes without a reset, so the line is not
-/// thrown away by the client's stack because of bytes it sent that we never read.
-fn refuse_busy(client: &TcpStream, peer: SocketAddr, listen: &crate::config::Listen) {
-    crate::info!("{peer} on {listen}: every device busy or unavailable");
+/// Tells an accepted client at once why it gets no session, without waiting: for a thread
+/// that must not block on one client (the accept thread).
+pub fn tell(stream: &TcpStream, why: Refusal) {
+    let line = format!("modemd: {why}\r\n");
+    let _ = sys::send(stream.as_fd(), line.as_bytes(), libc::MSG_DONTWAIT);
+}
+
+/// Tells the client why it gets no session (`busy`, or `unavailable` and the reason), logs
+/// it within the port's rate, then closes without a reset, so the line is not thrown away by
+/// the client's stack because of bytes it sent that we never read.
+fn refuse(client: &TcpStream, peer: SocketAddr, refusals: &Refusals, why: Refusal) {
+    refusals.refused(peer, why);
     let mut c = client;
-    let _ = c.write_all(b"modemd: all devices busy\r\n");
+    let _ = c.set_write_timeout(Some(LINGER));
+    let _ = write!(c, "modemd: {why}\r\n");
     let _ = client.shutdown(Shutdown::Write);
     let _ = client.set_read_timeout(Some(LINGER));
     let deadline = Instant::now() + LINGER;

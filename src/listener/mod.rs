@@ -9,19 +9,21 @@
 //! for a port that stays) serves new clients; live sessions keep the one they started with.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod socket;
 
 pub use socket::{KEEPALIVE, bind, tune_socket};
 
 use crate::config::{Listen, Pool};
+use crate::refusals::{Refusal, Refusals};
 use crate::session::{self, Context};
+use crate::spare::{PER_SESSION, Spare};
 use crate::sys::{self, EventFd, Interest};
 
 /// Most client connections in flight at once (admission, busy reply or session), across
@@ -68,7 +70,7 @@ impl Bound {
 struct Listener {
     socket: TcpListener,
     pool: Arc<Pool>,
-    refusals: RefusalLog,
+    refusals: Arc<Refusals>,
 }
 
 /// The accept thread and the listeners it serves.
@@ -144,8 +146,8 @@ impl Acceptor {
         let mut s = self.state();
         s.listeners.push(Listener {
             socket: bound.socket,
+            refusals: Arc::new(Refusals::new(bound.pool.listen)),
             pool: Arc::new(bound.pool),
-            refusals: RefusalLog::new(),
         });
         s.generation += 1;
         drop(self.caught_up(s));
@@ -235,54 +237,15 @@ fn describe(socket: &TcpListener, listen: Listen) -> String {
         .map_or_else(|_| listen.to_string(), |a| a.to_string())
 }
 
-/// Refusal lines per listener and second; a flood of strangers must not flood syslog (often
-/// on flash) or cost the live sessions the time to write it.
-const REFUSALS_LOGGED_PER_SECOND: u32 = 10;
-
-/// Counts refusals so that at most [`REFUSALS_LOGGED_PER_SECOND`] are logged one by one.
-struct RefusalLog {
-    window: Instant,
-    logged: u32,
-    suppressed: u32,
-}
-
-impl RefusalLog {
-    fn new() -> Self {
-        RefusalLog {
-            window: Instant::now(),
-            logged: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// When the suppressed count is due, if there is one pending.
-    fn due_in(&self) -> Option<Duration> {
-        (self.suppressed > 0).then(|| Duration::from_secs(1).saturating_sub(self.window.elapsed()))
-    }
-
-    /// Logs the count of suppressed lines once their second is over.
-    fn flush(&mut self, listen: Listen) {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            if self.suppressed > 0 {
-                crate::info!("{} more clients refused on {listen}", self.suppressed);
-            }
-            *self = RefusalLog::new();
-        }
-    }
-
-    fn refused(&mut self, peer: SocketAddr, listen: Listen) {
-        self.flush(listen);
-        if self.logged < REFUSALS_LOGGED_PER_SECOND {
-            self.logged += 1;
-            crate::info!("refused {peer} on {listen}: not allowed by HOSTS");
-        } else {
-            self.suppressed += 1;
-        }
-    }
-}
+/// How often a daemon out of descriptors tries again to set some aside, and so to accept.
+const STARVED_RETRY: Duration = Duration::from_millis(50);
 
 fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
     let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut spare = Spare::default();
+    // Out of descriptors: the listeners are not polled (they would stay ready), and their
+    // clients wait in the listen queue until descriptors are free again.
+    let mut starved = false;
     loop {
         let timeout = {
             let mut s = shared.lock();
@@ -300,9 +263,23 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
                 s.polled = Some(s.generation);
                 shared.caught_up.notify_all();
             }
-            s.listeners.iter().filter_map(|l| l.refusals.due_in()).min()
+            let due = s.listeners.iter().filter_map(|l| l.refusals.due_in()).min();
+            if starved {
+                Some(due.map_or(STARVED_RETRY, |d| d.min(STARVED_RETRY)))
+            } else {
+                due
+            }
         };
-        if let Err(e) = sys::poll_fds(&mut fds, timeout) {
+        let Some((wake, sockets)) = fds.split_last_mut() else {
+            continue;
+        };
+        sockets.iter_mut().for_each(|p| p.revents = 0);
+        let polled = if starved {
+            sys::poll_fds(std::slice::from_mut(wake), timeout)
+        } else {
+            sys::poll_fds(&mut fds, timeout)
+        };
+        if let Err(e) = polled {
             crate::error!("poll: {e}");
             thread::sleep(Duration::from_millis(100));
             continue;
@@ -318,68 +295,79 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
         if s.polled != Some(s.generation) {
             continue;
         }
-        let mut back_off = false;
-        for (l, p) in s.listeners.iter_mut().zip(sockets) {
-            if p.revents != 0 {
-                back_off |= accept_one(l, ctx) == Accepted::BackOff;
-            }
-            l.refusals.flush(l.pool.listen);
+        if starved && spare.fill(shared.wake.as_fd(), PER_SESSION + 1).is_ok() {
+            starved = false;
+            crate::info!("file descriptors free again: accepting clients");
         }
-        drop(s);
-        if back_off {
-            // Out of descriptors or memory: accepting again at once would spin. Not under
-            // the lock, so that a reload is not held up by the pause.
-            thread::sleep(Duration::from_millis(100));
+        for (l, p) in s.listeners.iter_mut().zip(sockets) {
+            if p.revents != 0 && !starved {
+                if let Err(e) = accept_one(l, ctx, &mut spare, &shared.wake) {
+                    starved = true;
+                    crate::error!("{e}: accepting no clients until some are free");
+                }
+            }
+            l.refusals.flush();
         }
     }
 }
 
-/// What one accept left to do.
-#[derive(PartialEq, Eq)]
-enum Accepted {
-    Done,
-    /// The system is out of descriptors or memory: pause before the next accept.
-    BackOff,
-}
-
-/// Accepts one client of `l` (one per wake-up, so a busy port cannot starve the others).
-fn accept_one(l: &mut Listener, ctx: &Arc<Context>) -> Accepted {
+/// Accepts one client of `l` (one per wake-up, so a busy port cannot starve the others),
+/// having first set aside the descriptors its session needs. An error: the process is out
+/// of descriptors (or memory), and nobody was accepted.
+fn accept_one(
+    l: &mut Listener,
+    ctx: &Arc<Context>,
+    spare: &mut Spare,
+    wake: &EventFd,
+) -> io::Result<()> {
+    spare.fill(wake.as_fd(), PER_SESSION + 1)?;
+    // Room for the accepted socket itself.
+    spare.free_one();
     match l.socket.accept() {
         Ok((stream, peer)) => {
             // A refusal by address costs no thread: a flood of strangers is accepted and
             // closed right here.
             if l.pool.refuses_by_address(peer.ip()) {
-                l.refusals.refused(peer, l.pool.listen);
-                return Accepted::Done;
+                l.refusals.refused(peer, Refusal::Hosts);
+                return Ok(());
             }
             let Some(slot) = Slot::take() else {
-                crate::warning!("{peer}: {MAX_CLIENTS} clients in flight; closing");
-                return Accepted::Done;
+                session::tell(&stream, Refusal::Crowded);
+                l.refusals.refused(peer, Refusal::Crowded);
+                return Ok(());
             };
             // Blocking, as the relay needs, although the listener is not: on Linux an accepted
             // socket does not inherit O_NONBLOCK (accept(2)), so no call is needed to say so.
-            let (pool, ctx) = (Arc::clone(&l.pool), Arc::clone(ctx));
+            let (pool, refusals, ctx) = (
+                Arc::clone(&l.pool),
+                Arc::clone(&l.refusals),
+                Arc::clone(ctx),
+            );
+            let spare = spare.split_off(PER_SESSION);
             let spawned = crate::thread::run(
                 c"session",
                 Box::new(move || {
                     let _slot = slot;
-                    session::serve(stream, peer, &pool, &ctx)
+                    let client = session::Client {
+                        stream,
+                        peer,
+                        spare,
+                    };
+                    session::serve(client, &pool, &refusals, &ctx)
                 }),
             );
             if let Err(e) = spawned {
                 crate::error!("cannot start a session thread: {e}");
             }
-            Accepted::Done
+            Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Done,
         Err(e) => match e.raw_os_error() {
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                crate::error!("accept: {e}");
-                Accepted::BackOff
-            }
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Err(e),
             _ => {
-                crate::debug!("accept: {e}");
-                Accepted::Done
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    crate::debug!("accept: {e}");
+                }
+                Ok(())
             }
         },
     }
@@ -389,7 +377,7 @@ fn accept_one(l: &mut Listener, ctx: &Arc<Context>) -> Accepted {
 mod tests {
     use super::*;
     use crate::config::Pool;
-    use std::net::{Ipv4Addr, TcpStream};
+    use std::net::{Ipv4Addr, SocketAddr, TcpStream};
     use std::os::fd::AsFd;
 
     /// The session relies on accepted connections inheriting the listener's TCP_NODELAY and

@@ -159,6 +159,9 @@ impl Line {
                 Err(e) if e.kind() == serialport::ErrorKind::Unknown && !termios2() => {
                     open_plain(device).map_err(|(what, e)| err(what)(e))?
                 }
+                Err(e) if e.kind() == serialport::ErrorKind::Unknown => {
+                    return Err(err("open")(errno_of(device).unwrap_or_else(|| to_io(e))));
+                }
                 Err(e) => return Err(err("open")(to_io(e))),
             }
         };
@@ -402,6 +405,30 @@ impl Drop for Line {
             found.c_cflag &= !libc::HUPCL;
         }
         let _ = termios::set(fd, &found);
+    }
+}
+
+/// The errno behind an open that serialport reports as `Unknown` (it names only a few), as
+/// a plain open and `tcgetattr` meet it: a caller must tell "not a tty" from "out of
+/// descriptors". `None` if they both work now.
+fn errno_of(device: &Path) -> Option<io::Error> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK;
+    match sys::open(device, flags, 0) {
+        Err(e) => Some(e),
+        Ok(fd) => termios::get(fd.as_fd()).err(),
+    }
+}
+
+impl crate::spare::Exhaustion for Error {
+    fn out_of_fds(&self) -> bool {
+        crate::spare::Exhaustion::out_of_fds(&self.source)
+    }
+}
+
+impl Error {
+    /// What went wrong, for the reason a client is told.
+    pub fn io(&self) -> &io::Error {
+        &self.source
     }
 }
 

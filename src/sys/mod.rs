@@ -291,6 +291,12 @@ impl EventFd {
     }
 }
 
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 /// `d` in whole milliseconds, saturating. Not `Duration::as_millis`: its u128 result costs
 /// the router image 3 KiB of 128-bit division and formatting code.
 pub fn millis(d: Duration) -> u64 {
