@@ -131,3 +131,157 @@ fn in_count_is_what_the_device_received_when_cut_mid_stream() {
     assert_eq!(to_client, 0);
     assert_eq!(to_device, seen as u64, "in count vs bytes the device read");
 }
+
+/// Modems that echo what they are sent, like one in data mode, until dropped; they outlive
+/// the sessions that open and close their devices.
+struct Echoes {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Echoes {
+    fn start(ptys: &[Pty]) -> Echoes {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = ptys
+            .iter()
+            .map(|pty| {
+                let master = pty.master.try_clone().expect("dup master");
+                let stop = Arc::clone(&stop);
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let fd = [(std::os::fd::AsRawFd::as_raw_fd(&master), Interest::Read)];
+                    while !stop.load(Ordering::Relaxed) {
+                        match sys::poll(&fd, Some(Duration::from_millis(20))) {
+                            Ok(r) if r[0].read => match sys::read(master.as_fd(), &mut buf) {
+                                Ok(n) if n > 0 => {
+                                    let _ = sys::write(master.as_fd(), &buf[..n]);
+                                }
+                                _ => thread::sleep(Duration::from_millis(2)),
+                            },
+                            // Nobody has the device open: EIO until the next session.
+                            Ok(r) if r[0].hangup => thread::sleep(Duration::from_millis(2)),
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        Echoes { stop, threads }
+    }
+}
+
+impl Drop for Echoes {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a client that sent a probe has seen so far.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    /// Nothing yet: still in the listen queue (or being set up).
+    Waiting,
+    /// Its probe came back: it has a modem.
+    Served,
+    /// It read a line from modemd and was closed.
+    Told(String),
+    /// Closed without a word: what must never happen.
+    Dropped,
+}
+
+/// Reads what `c` has (without waiting) and says what became of it; `got` keeps what came.
+fn fate(c: &mut std::net::TcpStream, probe: &[u8], got: &mut Vec<u8>) -> Fate {
+    c.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 512];
+    let closed = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    if got.windows(probe.len()).any(|w| w == probe) {
+        Fate::Served
+    } else if got.starts_with(b"modemd: ") && got.ends_with(b"\r\n") {
+        Fate::Told(String::from_utf8_lossy(got).trim().to_owned())
+    } else if closed {
+        Fate::Dropped
+    } else {
+        Fate::Waiting
+    }
+}
+
+/// DESIGN §3: out of descriptors, modemd stops accepting rather than accept clients it then
+/// drops. With the limit at 40, eight live sessions on an eight-modem pool and 52 clients
+/// queued behind them: when the eight leave, eight queued clients get modems within 2 s,
+/// and no client is ever closed without a line.
+#[test]
+fn out_of_descriptors_clients_wait_instead_of_being_dropped() {
+    const POOL: usize = 8;
+    const QUEUED: usize = 52;
+    let ptys: Vec<Pty> = (0..POOL).map(|_| Pty::open().expect("pty")).collect();
+    let _echoes = Echoes::start(&ptys);
+    let port = free_port();
+    let conf: String = ptys
+        .iter()
+        .map(|p| config_entry(port, &p.slave, "hangup=0"))
+        .collect();
+    let d = Daemon::builder(&conf).fd_limit(40).start();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let live: Vec<_> = (0..POOL)
+        .map(|i| {
+            let mut c = connect(addr);
+            let probe = format!("live{i}\r");
+            c.write_all(probe.as_bytes()).expect("write");
+            let got = read_until(&mut c, probe.as_bytes(), WAIT);
+            assert!(
+                got.ends_with(probe.as_bytes()),
+                "live client {i} got no modem: {got:?}\n{}",
+                d.log.all()
+            );
+            c
+        })
+        .collect();
+    let mut queued: Vec<_> = (0..QUEUED)
+        .map(|i| {
+            let mut c = connect(addr);
+            let probe = format!("queued{i}\r").into_bytes();
+            c.write_all(&probe).expect("write");
+            (c, probe, Vec::new())
+        })
+        .collect();
+    // Whatever modemd can accept while the pool is taken reads `busy`; the rest wait.
+    thread::sleep(Duration::from_millis(500));
+    for (i, (c, probe, got)) in queued.iter_mut().enumerate() {
+        match fate(c, probe, got) {
+            Fate::Waiting => {}
+            Fate::Told(line) => assert!(line.contains("busy"), "queued {i}: {line}"),
+            other => panic!("queued {i} while the pool is taken: {other:?}"),
+        }
+    }
+    drop(live);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let served = loop {
+        let fates: Vec<Fate> = queued
+            .iter_mut()
+            .map(|(c, probe, got)| fate(c, probe, got))
+            .collect();
+        for (i, f) in fates.iter().enumerate() {
+            assert_ne!(*f, Fate::Dropped, "queued {i} dropped:\n{}", d.log.all());
+        }
+        let served = fates.iter().filter(|f| **f == Fate::Served).count();
+        if served >= POOL || Instant::now() >= deadline {
+            break served;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        served >= POOL,
+        "{served} queued clients served within 2 s:\n{}",
+        d.log.all()
+    );
+}

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod socket;
 
@@ -246,6 +246,7 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
     // Out of descriptors: the listeners are not polled (they would stay ready), and their
     // clients wait in the listen queue until descriptors are free again.
     let mut starved = false;
+    let mut starving = Starving::default();
     loop {
         let timeout = {
             let mut s = shared.lock();
@@ -297,17 +298,49 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
         }
         if starved && spare.fill(shared.wake.as_fd(), PER_SESSION + 1).is_ok() {
             starved = false;
-            crate::info!("file descriptors free again: accepting clients");
+            crate::debug!("descriptors free again: accepting clients");
         }
         for (l, p) in s.listeners.iter_mut().zip(sockets) {
             if p.revents != 0 && !starved {
                 if let Err(e) = accept_one(l, ctx, &mut spare, &shared.wake) {
                     starved = true;
-                    crate::error!("{e}: accepting no clients until some are free");
+                    starving.log(&e);
                 }
             }
             l.refusals.flush();
         }
+    }
+}
+
+/// How often running out of descriptors is logged at most: near the limit each client
+/// served frees a few, so the daemon may stop and resume accepting many times a second.
+const STARVING_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+/// The log of the times the accept thread ran out of descriptors.
+#[derive(Default)]
+struct Starving {
+    last: Option<Instant>,
+    unlogged: u32,
+}
+
+impl Starving {
+    fn log(&mut self, e: &io::Error) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < STARVING_LOGGED_EVERY)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        let before = match self.unlogged {
+            0 => String::new(),
+            n => format!(" ({n} more times since the last report)"),
+        };
+        crate::error!(
+            "cannot set descriptors aside for a client: {e}; accepting none until some are free{before}"
+        );
+        self.last = Some(Instant::now());
+        self.unlogged = 0;
     }
 }
 

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -144,6 +145,7 @@ pub struct DaemonBuilder<'a> {
     lock_dir: Option<&'a Path>,
     args: &'a [&'a str],
     env: &'a [(&'a str, &'a str)],
+    fd_limit: Option<u64>,
 }
 
 impl Daemon {
@@ -156,6 +158,7 @@ impl Daemon {
             lock_dir: None,
             args: &[],
             env: &[],
+            fd_limit: None,
         }
     }
 
@@ -236,6 +239,12 @@ impl<'a> DaemonBuilder<'a> {
         self
     }
 
+    /// Starts the daemon with `RLIMIT_NOFILE` at `n` (as `prlimit --nofile=n` would).
+    pub fn fd_limit(mut self, n: u64) -> Self {
+        self.fd_limit = Some(n);
+        self
+    }
+
     /// Starts modemd and waits until every listener is up (one `listening on` line per
     /// pool), at most [`START`].
     pub fn start(self) -> Daemon {
@@ -243,9 +252,26 @@ impl<'a> DaemonBuilder<'a> {
         let lock_dir = self.lock_dir.unwrap_or(dir.path()).to_owned();
         let config = dir.join("modemd.conf");
         fs::write(&config, self.config_text).expect("write config");
+        let mut cmd = modemd_command();
+        if let Some(n) = self.fd_limit {
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe
+            // and takes a pointer to a value the closure owns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let (child, log) = spawn_logging(
-            modemd_command()
-                .arg("-n")
+            cmd.arg("-n")
                 .arg("-c")
                 .arg(&config)
                 .arg("-L")
