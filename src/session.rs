@@ -205,13 +205,22 @@ fn claim<'p>(
                     continue;
                 }
                 Claim::Failed(e) => {
-                    let why = match &e {
-                        lock::Error::Device { source, .. } => Reason::of_device(source),
-                        lock::Error::Io { source, .. } => Reason::of_lock(source),
-                        lock::Error::Busy { .. } => Reason::Failing,
-                    };
-                    unusable.get_or_insert(why);
-                    fault(ctx, peer, device, &e);
+                    match &e {
+                        lock::Error::Io { source, .. } => {
+                            unusable.get_or_insert(Reason::of_lock(source));
+                            fault(
+                                ctx,
+                                peer,
+                                device,
+                                &format_args!("{}: {e}", device.display()),
+                            );
+                        }
+                        lock::Error::Device { source, .. } => {
+                            unusable.get_or_insert(Reason::of_device(source));
+                            fault(ctx, peer, device, &e);
+                        }
+                        lock::Error::Busy { .. } => busy = true,
+                    }
                     continue;
                 }
             };

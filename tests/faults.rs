@@ -285,3 +285,183 @@ fn out_of_descriptors_clients_wait_instead_of_being_dropped() {
         d.log.all()
     );
 }
+
+/// Connects `n` clients to `addr` one after another; each must read one line saying the
+/// device is unavailable for `reason`, never `busy`.
+fn assert_unavailable(addr: std::net::SocketAddr, n: usize, reason: &str) {
+    for i in 0..n {
+        let mut c = connect(addr);
+        let got = read_to_close(&mut c, WAIT).unwrap_or_else(|| panic!("client {i} not closed"));
+        let line = String::from_utf8_lossy(&got);
+        assert!(
+            line.contains("unavailable") && line.contains(reason) && !line.contains("busy"),
+            "client {i} of {addr} read {line:?}, expected unavailable ({reason})"
+        );
+    }
+}
+
+/// How many error lines of `d` name `what`.
+fn errors_naming(d: &Daemon, what: &str) -> usize {
+    d.log
+        .all()
+        .lines()
+        .filter(|l| l.contains("error:") && l.contains(what))
+        .count()
+}
+
+/// DESIGN §3: a device that cannot be used is `unavailable` with its reason, not `busy`;
+/// the log names each device's problem once, however many clients ask.
+#[test]
+fn unusable_devices_are_unavailable_with_the_reason_and_logged_once() {
+    let dir = TempDir::new("unusable");
+    let missing = dir.join("ttyMISSING");
+    let dangling = dir.join("ttyDANGLING");
+    std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).expect("symlink");
+    let directory = dir.join("ttyDIR");
+    std::fs::create_dir(&directory).expect("mkdir");
+    let regular = dir.join("ttyFILE");
+    std::fs::write(&regular, "").expect("file");
+    let null = std::path::PathBuf::from("/dev/null");
+    let cases = [
+        (&missing, "no such device"),
+        (&dangling, "no such device"),
+        (&null, "not a tty"),
+        (&directory, "not a tty"),
+        (&regular, "not a tty"),
+    ];
+    let ports: Vec<u16> = cases.iter().map(|_| free_port()).collect();
+    let conf: String = cases
+        .iter()
+        .zip(&ports)
+        .map(|((dev, _), &port)| config_entry(port, dev, ""))
+        .collect();
+    let d = Daemon::builder(&conf).start();
+    for ((dev, reason), &port) in cases.iter().zip(&ports) {
+        assert_unavailable(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            20,
+            reason,
+        );
+        assert_eq!(
+            errors_naming(&d, &dev.display().to_string()),
+            1,
+            "{} for 20 clients:\n{}",
+            dev.display(),
+            d.log.all()
+        );
+    }
+    assert!(dir.locks().is_empty(), "locks left: {:?}", dir.locks());
+}
+
+/// A device modemd may not open is `unavailable (permission denied)`. As root the daemon
+/// runs as nobody (`-u`) to meet the PTY's 0620; otherwise the slave is made 0000.
+#[test]
+fn a_device_modemd_may_not_open_is_unavailable() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("denied");
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mode = if root { 0o620 } else { 0o000 };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pty.slave, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod dir");
+    let port = free_port();
+    let args: &[&str] = if root { &["-u", "nobody"] } else { &[] };
+    let d = Daemon::builder(&config_line(port, &pty.slave))
+        .dir(dir)
+        .args(args)
+        .start();
+    assert_unavailable(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        20,
+        "permission denied",
+    );
+    assert_eq!(
+        errors_naming(&d, &pty.slave.display().to_string()),
+        1,
+        "{}",
+        d.log.all()
+    );
+    assert!(!pty.slave_open());
+}
+
+/// A lock directory that is not there makes every device `unavailable (lock directory
+/// unusable)`, and the daemon says so.
+#[test]
+fn a_missing_lock_directory_makes_devices_unavailable() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("nolockdir");
+    let gone = dir.join("no-such-dir");
+    let port = free_port();
+    let d = Daemon::builder(&config_line(port, &pty.slave))
+        .lock_dir(&gone)
+        .start();
+    assert_unavailable(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        20,
+        "lock directory unusable",
+    );
+    assert_eq!(
+        errors_naming(&d, &pty.slave.display().to_string()),
+        1,
+        "{}",
+        d.log.all()
+    );
+    assert!(!pty.slave_open(), "the device was opened without a lock");
+}
+
+/// DESIGN §3: busy replies are logged one by one up to 10 a second per port, then as a
+/// count: 500 busy clients in a burst make about 20 lines, and every one is accounted for.
+#[test]
+fn a_burst_of_busy_clients_makes_few_log_lines() {
+    const BURST: usize = 500;
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "hangup=0", &[]);
+    let _live = session(&pty, addr);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..BURST).map(|_| connect(addr)).collect();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let got = read_to_close(&mut c, WAIT).unwrap_or_else(|| panic!("client {i} not closed"));
+        assert!(
+            String::from_utf8_lossy(&got).contains("busy"),
+            "client {i}: {got:?}"
+        );
+    }
+    let span = start.elapsed();
+    let one_by_one = || d.log.all().lines().filter(|l| l.contains(" busy")).count();
+    let summarized = || -> usize {
+        d.log
+            .all()
+            .lines()
+            .filter(|l| l.contains("more clients refused"))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .sum()
+    };
+    // The last count is due a second after its window began.
+    assert!(
+        wait_until(Duration::from_secs(1) + WAIT, || one_by_one()
+            + summarized()
+            >= BURST),
+        "{} + {} of {BURST} accounted for:\n{}",
+        one_by_one(),
+        summarized(),
+        d.log.all()
+    );
+    let windows = span.as_secs() as usize + 2;
+    let lines = d
+        .log
+        .all()
+        .lines()
+        .filter(|l| l.contains(" busy") || l.contains("more clients refused"))
+        .count();
+    assert!(
+        lines <= 11 * windows,
+        "{lines} lines for {BURST} busy clients within {span:?}:\n{}",
+        d.log.all()
+    );
+}
