@@ -150,7 +150,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
     if let Err(e) = listener::tune_socket(client.as_fd()) {
         crate::warning!("{peer}: cannot set TCP_NODELAY/keepalive: {e}");
     }
-    let refusals = Refusals::new(pool.listen);
+    let refusals = Refusals::new(pool.listen, None);
     let client = session::Client {
         stream: client,
         peer,

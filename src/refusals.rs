@@ -3,14 +3,16 @@
 //!
 //! A flood of strangers, or of clients retrying a busy modem, must not flood syslog (often
 //! on flash) or cost the live sessions the time to write it. The accept thread refuses by
-//! address, session threads refuse after DNS or the claim; they share one window per port.
+//! address, session threads refuse after DNS or the claim; they share one window per port,
+//! and the accept thread logs the counts.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::Listen;
+use crate::sys::EventFd;
 
 /// Refusal lines per port and second.
 pub const PER_SECOND: u32 = 10;
@@ -20,6 +22,9 @@ pub const PER_SECOND: u32 = 10;
 pub struct Refusals {
     listen: Listen,
     window: Mutex<Window>,
+    /// Told when a count becomes due, so that the thread that logs it (the accept thread)
+    /// knows to wake up for it.
+    due: Option<Arc<EventFd>>,
 }
 
 #[derive(Debug)]
@@ -40,11 +45,13 @@ impl Window {
 }
 
 impl Refusals {
-    /// The refusals of `listen`.
-    pub fn new(listen: Listen) -> Refusals {
+    /// The refusals of `listen`; `due` is signalled when a count of suppressed lines is
+    /// pending, for the thread that calls [`Refusals::flush`] when [`Refusals::due_in`] says.
+    pub fn new(listen: Listen, due: Option<Arc<EventFd>>) -> Refusals {
         Refusals {
             listen,
             window: Mutex::new(Window::new()),
+            due,
         }
     }
 
@@ -87,6 +94,11 @@ impl Refusals {
             }
         } else {
             w.suppressed += 1;
+            if w.suppressed == 1 {
+                if let Some(due) = &self.due {
+                    due.signal();
+                }
+            }
         }
     }
 }

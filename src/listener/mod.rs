@@ -83,8 +83,8 @@ struct Shared {
     state: Mutex<State>,
     /// Tells the main thread the accept thread caught up with a change.
     caught_up: Condvar,
-    /// Tells the accept thread to look at `state` again.
-    wake: EventFd,
+    /// Tells the accept thread to look at `state` (or a refusal count) again.
+    wake: Arc<EventFd>,
 }
 
 struct State {
@@ -107,7 +107,7 @@ impl Acceptor {
                 stop: false,
             }),
             caught_up: Condvar::new(),
-            wake: EventFd::new()?,
+            wake: Arc::new(EventFd::new()?),
         });
         let thread = {
             let (shared, ctx) = (Arc::clone(&shared), Arc::clone(ctx));
@@ -146,7 +146,10 @@ impl Acceptor {
         let mut s = self.state();
         s.listeners.push(Listener {
             socket: bound.socket,
-            refusals: Arc::new(Refusals::new(bound.pool.listen)),
+            refusals: Arc::new(Refusals::new(
+                bound.pool.listen,
+                Some(Arc::clone(&self.shared.wake)),
+            )),
             pool: Arc::new(bound.pool),
         });
         s.generation += 1;
