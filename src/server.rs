@@ -86,8 +86,8 @@ const MAX_CONFIG: u64 = 1 << 20;
 
 /// Reads and parses a config file; logs every problem. `None` if it is unusable.
 ///
-/// Bytes that are not UTF-8 (a Latin-1 comment) are replaced, so they only matter where they
-/// make a field invalid, and then the message names the line.
+/// The bytes go to the parser as they are: it names a NUL, a control byte or invalid UTF-8
+/// at its line, where a lossy conversion would have turned `/dev/tty\xff` into another path.
 pub fn load(path: &str) -> Option<Config> {
     let mut bytes = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| {
@@ -101,8 +101,7 @@ pub fn load(path: &str) -> Option<Config> {
         crate::error!("{path}: larger than {MAX_CONFIG} bytes; not a modemd config");
         return None;
     }
-    let text = String::from_utf8_lossy(&bytes);
-    match config::parse(path, &text, &sys::service_port) {
+    match config::parse(path, &bytes, &sys::service_port) {
         Ok(c) => {
             for w in &c.warnings {
                 crate::warning!("{w}");
