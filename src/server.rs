@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{self, Config, Listen};
+use crate::config::{self, Config, Listen, Warning};
 use crate::daemon::{self, Detach, Identity, Outcome, PidError, PidFile};
 use crate::listener::{Acceptor, Bound};
 use crate::registry::Registry;
@@ -85,10 +85,20 @@ fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
 const MAX_CONFIG: u64 = 1 << 20;
 
 /// Reads and parses a config file; logs every problem. `None` if it is unusable.
+pub fn load(path: &str) -> Option<Config> {
+    let config = read(path)?;
+    for w in &config.warnings {
+        crate::warning!("{w}");
+    }
+    Some(config)
+}
+
+/// Reads and parses a config file, logging its errors but not its warnings (the caller
+/// knows what they mean now).
 ///
 /// The bytes go to the parser as they are: it names a NUL, a control byte or invalid UTF-8
 /// at its line, where a lossy conversion would have turned `/dev/tty\xff` into another path.
-pub fn load(path: &str) -> Option<Config> {
+fn read(path: &str) -> Option<Config> {
     let mut bytes = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| {
         std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut bytes)
@@ -102,12 +112,7 @@ pub fn load(path: &str) -> Option<Config> {
         return None;
     }
     match config::parse(path, &bytes, &sys::service_port) {
-        Ok(c) => {
-            for w in &c.warnings {
-                crate::warning!("{w}");
-            }
-            Some(c)
-        }
+        Ok(c) => Some(c),
         Err(errors) => {
             for e in &errors {
                 crate::error!("{e}");
@@ -213,10 +218,17 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
 /// Applies the config file anew; on any error the running config stays.
 fn reload(path: &str, acceptor: &Acceptor) {
     crate::info!("SIGHUP: reloading {path}");
-    let Some(config) = load(path) else {
+    let Some(config) = read(path) else {
         crate::error!("{path} has errors; keeping the running configuration");
         return;
     };
+    for w in &config.warnings {
+        match w {
+            // Valid, but here it takes every port away, which the warning alone would not say.
+            Warning::NothingShared { .. } => crate::warning!("{w}; every listener stops"),
+            Warning::AnyHost { .. } => crate::warning!("{w}"),
+        }
+    }
     // Vecs, not maps: a few listeners at most, and a map type costs the router image 6 KB.
     let mut wanted = config.pools;
     let running = acceptor.listens();

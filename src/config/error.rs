@@ -193,26 +193,35 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Something legal but risky.
+/// Something legal but probably not meant.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning {
-    /// The file.
-    pub path: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// The device the line shares.
-    pub device: PathBuf,
+pub enum Warning {
+    /// An entry without `HOSTS`: any host may connect.
+    AnyHost {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// The device the line shares.
+        device: PathBuf,
+    },
+    /// A file without entries (empty, or only comments and blank lines).
+    NothingShared {
+        /// The file.
+        path: String,
+    },
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: no HOSTS field: any host may connect to {}",
-            self.path,
-            self.line,
-            self.device.display()
-        )
+        match self {
+            Warning::AnyHost { path, line, device } => write!(
+                f,
+                "{path}:{line}: no HOSTS field: any host may connect to {}",
+                device.display()
+            ),
+            Warning::NothingShared { path } => write!(f, "{path}: nothing shared (no entries)"),
+        }
     }
 }
 
@@ -275,5 +284,13 @@ mod tests {
             ],
             ["BS", "HT", "DLE", "EM", "FS"]
         );
+    }
+
+    #[test]
+    fn nothing_shared_names_the_file() {
+        let w = Warning::NothingShared {
+            path: "m.conf".into(),
+        };
+        assert_eq!(w.to_string(), "m.conf: nothing shared (no entries)");
     }
 }

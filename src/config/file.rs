@@ -157,7 +157,7 @@ pub fn parse(
         }
         seen.push((entry.device.clone(), line));
         if entry.hosts.is_any() {
-            warnings.push(Warning {
+            warnings.push(Warning::AnyHost {
                 path: path.to_owned(),
                 line,
                 device: entry.device.clone(),
@@ -172,6 +172,11 @@ pub fn parse(
         }
     }
     if errors.is_empty() {
+        if pools.is_empty() {
+            warnings.push(Warning::NothingShared {
+                path: path.to_owned(),
+            });
+        }
         return Ok(Config { pools, warnings });
     }
     if errors.len() > MAX_ERRORS {
@@ -444,6 +449,27 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
         assert_eq!(
             errors("5800 /dev/a 9600,8,N,1 ::1\r"),
             ["m.conf:1: control byte 0x0d (CR) in column 27 (expected printable text or TAB)"]
+        );
+    }
+
+    #[test]
+    fn a_file_without_entries_is_valid_but_warned_about() {
+        for text in ["", "\n", "# only a comment\n\n   \t\n# another"] {
+            let c = ok(text);
+            assert!(c.pools.is_empty());
+            assert_eq!(
+                c.warnings,
+                [Warning::NothingShared {
+                    path: "m.conf".into()
+                }],
+                "{text:?}"
+            );
+        }
+        assert!(
+            !ok("5800 /dev/a 9600,8,N,1 ::1\n")
+                .warnings
+                .iter()
+                .any(|w| matches!(w, Warning::NothingShared { .. }))
         );
     }
 }
