@@ -93,6 +93,26 @@ pub fn load(path: &str) -> Option<Config> {
     Some(config)
 }
 
+/// Opens `path` for reading if it is a regular file.
+///
+/// `O_NONBLOCK`, as a FIFO would block the open until a writer came (and `-t` with it) and a
+/// tty until its carrier; `O_NOCTTY`, as a tty named by mistake must not become ours. The
+/// type is then asked of the open file, not of the path, which could change in between.
+fn open_regular(path: &str) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// Reads and parses a config file, logging its errors but not its warnings (the caller
 /// knows what they mean now).
 ///
@@ -100,7 +120,7 @@ pub fn load(path: &str) -> Option<Config> {
 /// at its line, where a lossy conversion would have turned `/dev/tty\xff` into another path.
 fn read(path: &str) -> Option<Config> {
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| {
+    let read = open_regular(path).and_then(|f| {
         std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut bytes)
     });
     if let Err(e) = read {
