@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,18 +100,18 @@ pub fn load(path: &str) -> Option<Config> {
 /// tty until its carrier; `O_NOCTTY`, as a tty named by mistake must not become ours. The
 /// type is then asked of the open file, not of the path, which could change in between.
 fn open_regular(path: &str) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
+    let fd = sys::open(
+        std::path::Path::new(path),
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    )?;
+    if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    Ok(file)
+    Ok(std::fs::File::from(fd))
 }
 
 /// Reads and parses a config file, logging its errors but not its warnings (the caller
