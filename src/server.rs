@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{self, Config, Listen, Warning};
+use crate::config::{self, Config, Listen};
 use crate::daemon::{self, Detach, Identity, Outcome, PidError, PidFile};
 use crate::listener::{Acceptor, Bound};
 use crate::registry::Registry;
@@ -85,15 +85,6 @@ fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
 /// A config file larger than this is refused (a real one is a few hundred bytes).
 const MAX_CONFIG: u64 = 1 << 20;
 
-/// Reads and parses a config file; logs every problem. `None` if it is unusable.
-pub fn load(path: &str) -> Option<Config> {
-    let config = read(path)?;
-    for w in &config.warnings {
-        crate::warning!("{w}");
-    }
-    Some(config)
-}
-
 /// Opens `path` for reading if it is a regular file.
 ///
 /// `O_NONBLOCK`, as a FIFO would block the open until a writer came (and `-t` with it) and a
@@ -114,12 +105,11 @@ fn open_regular(path: &str) -> io::Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
-/// Reads and parses a config file, logging its errors but not its warnings (the caller
-/// knows what they mean now).
+/// Reads and parses a config file; logs every problem. `None` if it is unusable.
 ///
 /// The bytes go to the parser as they are: it names a NUL, a control byte or invalid UTF-8
 /// at its line, where a lossy conversion would have turned `/dev/tty\xff` into another path.
-fn read(path: &str) -> Option<Config> {
+pub fn load(path: &str) -> Option<Config> {
     let mut bytes = Vec::new();
     let read = open_regular(path).and_then(|f| {
         std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut bytes)
@@ -133,7 +123,12 @@ fn read(path: &str) -> Option<Config> {
         return None;
     }
     match config::parse(path, &bytes, &sys::service_port) {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            for w in &c.warnings {
+                crate::warning!("{w}");
+            }
+            Some(c)
+        }
         Err(errors) => {
             for e in &errors {
                 crate::error!("{e}");
@@ -239,17 +234,10 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
 /// Applies the config file anew; on any error the running config stays.
 fn reload(path: &str, acceptor: &Acceptor) {
     crate::info!("SIGHUP: reloading {path}");
-    let Some(config) = read(path) else {
+    let Some(config) = load(path) else {
         crate::error!("{path} has errors; keeping the running configuration");
         return;
     };
-    for w in &config.warnings {
-        match w {
-            // Valid, but here it takes every port away, which the warning alone would not say.
-            Warning::NothingShared { .. } => crate::warning!("{w}; every listener stops"),
-            Warning::AnyHost { .. } => crate::warning!("{w}"),
-        }
-    }
     // Vecs, not maps: a few listeners at most, and a map type costs the router image 6 KB.
     let mut wanted = config.pools;
     let running = acceptor.listens();

@@ -239,7 +239,9 @@ fn file_without_entries_passes_warning_that_nothing_is_shared() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{text:?}: {err}");
         assert!(
-            err.contains(&format!("warning: {path}: nothing shared (no entries)")),
+            err.contains(&format!(
+                "warning: {path}: nothing shared (no entries): no port listens"
+            )),
             "{text:?}: {err}"
         );
         assert!(

@@ -206,7 +206,7 @@ fn sighup_with_an_empty_file_warns_and_stops_every_listener() {
     let warning = d.log.wait_for("nothing shared", WAIT).expect("warning");
     assert!(
         warning.contains(&format!(
-            "warning: {}: nothing shared (no entries); every listener stops",
+            "warning: {}: nothing shared (no entries): no port listens",
             d.config.display()
         )),
         "{warning}"
@@ -245,7 +245,7 @@ fn empty_file_at_start_up_warns_and_a_reload_later_shares() {
     let warning = d.log.wait_for("nothing shared", START).expect("warning");
     assert!(
         warning.ends_with(&format!(
-            "warning: {}: nothing shared (no entries)",
+            "warning: {}: nothing shared (no entries): no port listens",
             d.config.display()
         )),
         "{warning}"

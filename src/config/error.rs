@@ -220,7 +220,9 @@ impl fmt::Display for Warning {
                 "{path}:{line}: no HOSTS field: any host may connect to {}",
                 device.display()
             ),
-            Warning::NothingShared { path } => write!(f, "{path}: nothing shared (no entries)"),
+            Warning::NothingShared { path } => {
+                write!(f, "{path}: nothing shared (no entries): no port listens")
+            }
         }
     }
 }
@@ -291,6 +293,9 @@ mod tests {
         let w = Warning::NothingShared {
             path: "m.conf".into(),
         };
-        assert_eq!(w.to_string(), "m.conf: nothing shared (no entries)");
+        assert_eq!(
+            w.to_string(),
+            "m.conf: nothing shared (no entries): no port listens"
+        );
     }
 }
