@@ -100,7 +100,7 @@ const CONTROL_NAMES: &str = "NULSOHSTXETXEOTENQACKBELBS HT LF VT FF CR SO SI \
 fn control_name(byte: u8) -> &'static str {
     let at = usize::from(byte) * 3;
     match CONTROL_NAMES.get(at..at + 3) {
-        Some(name) => name.trim_end(),
+        Some(name) => name.strip_suffix(' ').unwrap_or(name),
         None => "DEL",
     }
 }

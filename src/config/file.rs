@@ -24,19 +24,24 @@ fn text(raw: &[u8]) -> Result<&str, ErrorKind> {
     let Some(chunk) = raw.utf8_chunks().next() else {
         return Ok("");
     };
-    let valid = chunk.valid();
-    let control = |c: &char| c.is_ascii_control() && *c != '\t';
-    if let Some((i, c)) = valid.chars().enumerate().find(|(_, c)| control(c)) {
+    let valid = chunk.valid().as_bytes();
+    // Columns count characters, as an editor does: every byte but UTF-8's continuation bytes.
+    let column = |at: usize| {
+        let starts = valid.iter().take(at).filter(|&&b| b & 0xc0 != 0x80);
+        starts.count() + 1
+    };
+    let control = |b: u8| b.is_ascii_control() && b != b'\t';
+    if let Some((at, &byte)) = valid.iter().enumerate().find(|&(_, &b)| control(b)) {
         return Err(ErrorKind::ControlByte {
-            byte: c as u8,
-            column: i + 1,
+            byte,
+            column: column(at),
         });
     }
     match chunk.invalid().first() {
-        None => Ok(valid),
+        None => Ok(chunk.valid()),
         Some(&byte) => Err(ErrorKind::InvalidUtf8 {
             byte,
-            column: valid.chars().count() + 1,
+            column: column(valid.len()),
         }),
     }
 }
