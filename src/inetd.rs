@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn inetd_picks_the_entries_of_the_local_port() {
-        let parse = |text: &str| crate::config::parse("m", text, &|_| None).unwrap();
+        let parse = |text: &str| crate::config::parse("m", text.as_bytes(), &|_| None).unwrap();
         let devices = |pool: Option<Pool>| -> Vec<PathBuf> {
             pool.map(|p| p.entries.into_iter().map(|e| e.device).collect())
                 .unwrap_or_default()

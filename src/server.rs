@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,13 +86,33 @@ fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
 /// A config file larger than this is refused (a real one is a few hundred bytes).
 const MAX_CONFIG: u64 = 1 << 20;
 
+/// Opens `path` for reading if it is a regular file.
+///
+/// `O_NONBLOCK`, as a FIFO would block the open until a writer came (and `-t` with it) and a
+/// tty until its carrier; `O_NOCTTY`, as a tty named by mistake must not become ours. The
+/// type is then asked of the open file, not of the path, which could change in between.
+fn open_regular(path: &str) -> io::Result<std::fs::File> {
+    let fd = sys::open(
+        std::path::Path::new(path),
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    )?;
+    if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(std::fs::File::from(fd))
+}
+
 /// Reads and parses a config file; logs every problem. `None` if it is unusable.
 ///
-/// Bytes that are not UTF-8 (a Latin-1 comment) are replaced, so they only matter where they
-/// make a field invalid, and then the message names the line.
+/// The bytes go to the parser as they are: it names a NUL, a control byte or invalid UTF-8
+/// at its line, where a lossy conversion would have turned `/dev/tty\xff` into another path.
 pub fn load(path: &str) -> Option<Config> {
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| {
+    let read = open_regular(path).and_then(|f| {
         std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut bytes)
     });
     if let Err(e) = read {
@@ -102,8 +123,7 @@ pub fn load(path: &str) -> Option<Config> {
         crate::error!("{path}: larger than {MAX_CONFIG} bytes; not a modemd config");
         return None;
     }
-    let text = String::from_utf8_lossy(&bytes);
-    match config::parse(path, &text, &sys::service_port) {
+    match config::parse(path, &bytes, &sys::service_port) {
         Ok(c) => {
             for w in &c.warnings {
                 crate::warning!("{w}");

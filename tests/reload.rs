@@ -1,5 +1,6 @@
 //! SIGHUP: a new port starts while a live session keeps flowing; a broken file is rejected
-//! whole; a removed port stops accepting.
+//! whole; a removed port stops accepting; a file with no entries is warned about, at start-up
+//! and on a reload, which it makes stop every port.
 
 mod common;
 
@@ -188,4 +189,78 @@ fn one_accept_thread_serves_every_port_across_reloads() {
         "threads after the reload: {}, baseline {base}",
         d.threads()
     );
+}
+
+#[test]
+fn sighup_with_an_empty_file_warns_and_stops_every_listener() {
+    let ptys: Vec<Pty> = (0..2).map(|_| Pty::open().expect("pty")).collect();
+    let addrs: Vec<SocketAddr> = (0..2)
+        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+        .collect();
+    let text: String = (0..2)
+        .map(|i| line(addrs[i].port(), &ptys[i].slave))
+        .collect();
+    let d = Daemon::builder(&text).start();
+
+    reload(&d, "# every modem taken out\n", "nothing shared");
+    let warning = d.log.wait_for("nothing shared", WAIT).expect("warning");
+    assert!(
+        warning.contains(&format!(
+            "warning: {}: nothing shared (no entries): no port listens",
+            d.config.display()
+        )),
+        "{warning}"
+    );
+    for addr in &addrs {
+        assert!(
+            d.log
+                .wait_for(&format!("stopped listening on {addr}"), WAIT)
+                .is_some(),
+            "{}",
+            d.log.all()
+        );
+        assert!(
+            TcpStream::connect_timeout(addr, WAIT).is_err(),
+            "{addr} still accepts with an empty config"
+        );
+    }
+    // Valid, so not rejected: no "keeping the running configuration" error.
+    assert_eq!(d.log.count("error: "), 0, "{}", d.log.all());
+}
+
+/// With no entries the daemon starts, says it shares nothing, and a reload later shares.
+#[test]
+fn empty_file_at_start_up_warns_and_a_reload_later_shares() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("empty");
+    // Written once SIGHUP is blocked: a start with no port has no "listening on" to wait for.
+    let pid_file = dir.join("modemd.pid");
+    let pid_arg = pid_file.to_str().expect("utf-8 temp path").to_owned();
+    let args = ["-p", pid_arg.as_str()];
+    let d = Daemon::builder("# nothing yet\n")
+        .dir(dir)
+        .args(&args)
+        .start();
+
+    let warning = d.log.wait_for("nothing shared", START).expect("warning");
+    assert!(
+        warning.ends_with(&format!(
+            "warning: {}: nothing shared (no entries): no port listens",
+            d.config.display()
+        )),
+        "{warning}"
+    );
+    assert!(
+        wait_until(START, || pid_file.exists()),
+        "daemon not up:\n{}",
+        d.log.all()
+    );
+    let port = free_port();
+    reload(
+        &d,
+        &line(port, &pty.slave),
+        &format!("listening on 127.0.0.1:{port}"),
+    );
+    let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_reaches(&mut c, &pty, b"hi", "port added to an empty config");
 }

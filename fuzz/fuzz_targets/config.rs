@@ -6,9 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use modemd::config::{self, Settings};
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
     let services = |name: &str| (name == "modem").then_some(2006);
-    match config::parse("fuzz.conf", &text, &services) {
+    match config::parse("fuzz.conf", data, &services) {
         Ok(c) => {
             for pool in &c.pools {
                 assert!(!pool.entries.is_empty());

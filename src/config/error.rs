@@ -73,6 +73,36 @@ pub enum ErrorKind {
         /// The earlier line.
         first: usize,
     },
+    /// The file opens with a UTF-8 byte order mark, which no message could show.
+    ByteOrderMark,
+    /// A control byte (0x00-0x1F but TAB, or 0x7F) in the line.
+    ControlByte {
+        /// The byte.
+        byte: u8,
+        /// Where, 1-based, counted in characters as an editor counts them.
+        column: usize,
+    },
+    /// Bytes that are not UTF-8 in the line.
+    InvalidUtf8 {
+        /// The first byte of the bad sequence.
+        byte: u8,
+        /// Where, 1-based, counted in characters as an editor counts them.
+        column: usize,
+    },
+}
+
+/// ASCII's names of the control bytes 0x00-0x1F, three bytes each: one string costs the
+/// image less than a table of 32 slices.
+const CONTROL_NAMES: &str = "NULSOHSTXETXEOTENQACKBELBS HT LF VT FF CR SO SI \
+                             DLEDC1DC2DC3DC4NAKSYNETBCANEM SUBESCFS GS RS US ";
+
+/// The ASCII name of a control byte (`NUL`, `ESC`, `DEL`).
+fn control_name(byte: u8) -> &'static str {
+    let at = usize::from(byte) * 3;
+    match CONTROL_NAMES.get(at..at + 3) {
+        Some(name) => name.strip_suffix(' ').unwrap_or(name),
+        None => "DEL",
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -127,6 +157,19 @@ impl fmt::Display for ErrorKind {
             DuplicateDevice { device, first } => {
                 write!(f, "device {device} is already used on line {first}")
             }
+            ByteOrderMark => write!(
+                f,
+                "byte order mark (U+FEFF) at the start of the file (save it as UTF-8 without a BOM)"
+            ),
+            ControlByte { byte, column } => write!(
+                f,
+                "control byte 0x{byte:02x} ({}) in column {column} (expected printable text or TAB)",
+                control_name(*byte)
+            ),
+            InvalidUtf8 { byte, column } => write!(
+                f,
+                "invalid UTF-8 byte 0x{byte:02x} in column {column} (expected UTF-8 text)"
+            ),
         }
     }
 }
@@ -150,25 +193,109 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Something legal but risky.
+/// Something legal but probably not meant.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning {
-    /// The file.
-    pub path: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// The device the line shares.
-    pub device: PathBuf,
+pub enum Warning {
+    /// An entry without `HOSTS`: any host may connect.
+    AnyHost {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// The device the line shares.
+        device: PathBuf,
+    },
+    /// A file without entries (empty, or only comments and blank lines).
+    NothingShared {
+        /// The file.
+        path: String,
+    },
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: no HOSTS field: any host may connect to {}",
-            self.path,
-            self.line,
-            self.device.display()
-        )
+        match self {
+            Warning::AnyHost { path, line, device } => write!(
+                f,
+                "{path}:{line}: no HOSTS field: any host may connect to {}",
+                device.display()
+            ),
+            Warning::NothingShared { path } => {
+                write!(f, "{path}: nothing shared (no entries): no port listens")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_errors_name_the_byte_and_column() {
+        let control = |byte| ErrorKind::ControlByte { byte, column: 12 }.to_string();
+        assert_eq!(
+            control(0),
+            "control byte 0x00 (NUL) in column 12 (expected printable text or TAB)"
+        );
+        assert_eq!(
+            control(0x1b),
+            "control byte 0x1b (ESC) in column 12 (expected printable text or TAB)"
+        );
+        assert_eq!(
+            control(0x0d),
+            "control byte 0x0d (CR) in column 12 (expected printable text or TAB)"
+        );
+        assert_eq!(
+            control(0x1f),
+            "control byte 0x1f (US) in column 12 (expected printable text or TAB)"
+        );
+        assert_eq!(
+            control(0x7f),
+            "control byte 0x7f (DEL) in column 12 (expected printable text or TAB)"
+        );
+        assert_eq!(
+            ErrorKind::InvalidUtf8 {
+                byte: 0xff,
+                column: 14
+            }
+            .to_string(),
+            "invalid UTF-8 byte 0xff in column 14 (expected UTF-8 text)"
+        );
+        assert_eq!(
+            ErrorKind::ByteOrderMark.to_string(),
+            "byte order mark (U+FEFF) at the start of the file (save it as UTF-8 without a BOM)"
+        );
+    }
+
+    #[test]
+    fn every_control_byte_has_its_ascii_name() {
+        let names: Vec<&str> = (0..0x20).chain([0x7f]).map(control_name).collect();
+        assert_eq!(names.len(), 33);
+        assert!(
+            names.iter().all(|n| (2..=3).contains(&n.len())),
+            "{names:?}"
+        );
+        assert_eq!(
+            [
+                names[0x08],
+                names[0x09],
+                names[0x10],
+                names[0x19],
+                names[0x1c]
+            ],
+            ["BS", "HT", "DLE", "EM", "FS"]
+        );
+    }
+
+    #[test]
+    fn nothing_shared_names_the_file() {
+        let w = Warning::NothingShared {
+            path: "m.conf".into(),
+        };
+        assert_eq!(
+            w.to_string(),
+            "m.conf: nothing shared (no entries): no port listens"
+        );
     }
 }

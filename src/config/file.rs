@@ -1,8 +1,11 @@
-//! The file parser: splits the text into lines and fields, parses each line into an [`Entry`],
-//! groups entries into pools, and records every error with its line.
+//! The file parser: splits the bytes into lines, checks each is text, splits it into fields,
+//! parses each line into an [`Entry`], groups entries into pools, and records every error
+//! with its line.
 //!
 //! A broken line is recorded and parsing goes on with the next one, so `modemd -t` reports
 //! every problem of a file in one run. Every input is bounded: line length, entries, errors.
+//! It takes bytes, not `&str`, so that no byte is replaced or dropped before it is judged:
+//! `/dev/tty\xff` read lossily would be another path, and a NUL would end it in a C call.
 
 use super::listen::{overlap, parse_listen};
 use super::{
@@ -11,6 +14,37 @@ use super::{
 };
 use crate::acl::HostList;
 use std::path::PathBuf;
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// The line as text, or the first thing in it, left to right, that makes it not text: a
+/// control byte (TAB aside) or bytes that are not UTF-8. Comments count: the file is text.
+fn text(raw: &[u8]) -> Result<&str, ErrorKind> {
+    // The first chunk is the valid prefix and the bad sequence that ends it, if any.
+    let Some(chunk) = raw.utf8_chunks().next() else {
+        return Ok("");
+    };
+    let valid = chunk.valid().as_bytes();
+    // Columns count characters, as an editor does: every byte but UTF-8's continuation bytes.
+    let column = |at: usize| {
+        let starts = valid.iter().take(at).filter(|&&b| b & 0xc0 != 0x80);
+        starts.count() + 1
+    };
+    let control = |b: u8| b.is_ascii_control() && b != b'\t';
+    if let Some((at, &byte)) = valid.iter().enumerate().find(|&(_, &b)| control(b)) {
+        return Err(ErrorKind::ControlByte {
+            byte,
+            column: column(at),
+        });
+    }
+    match chunk.invalid().first() {
+        None => Ok(chunk.valid()),
+        Some(&byte) => Err(ErrorKind::InvalidUtf8 {
+            byte,
+            column: column(valid.len()),
+        }),
+    }
+}
 
 fn parse_device(s: &str) -> Result<PathBuf, ErrorKind> {
     if !s.starts_with('/') {
@@ -56,7 +90,7 @@ fn parse_line(
 /// its TCP port. Returns every error of the file, in line order, if there is any.
 pub fn parse(
     path: &str,
-    text: &str,
+    bytes: &[u8],
     services: &dyn Fn(&str) -> Option<u16>,
 ) -> Result<Config, Vec<Error>> {
     let mut pools: Vec<Pool> = Vec::new();
@@ -66,17 +100,33 @@ pub fn parse(
     // more than the linear search costs a config of MAX_ENTRIES lines.
     let mut seen: Vec<(PathBuf, usize)> = Vec::new();
     let mut entries = 0;
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
         let line = i + 1;
         let err = |kind| Error {
             path: path.to_owned(),
             line,
             kind,
         };
+        // The CR of a CRLF line end is part of the end, as `str::lines` takes it.
+        let raw = raw
+            .strip_suffix(b"\r\n")
+            .or_else(|| raw.strip_suffix(b"\n"))
+            .unwrap_or(raw);
+        if line == 1 && raw.starts_with(BOM) {
+            errors.push(err(ErrorKind::ByteOrderMark));
+            continue;
+        }
         if raw.len() > MAX_LINE {
             errors.push(err(ErrorKind::LineTooLong));
             continue;
         }
+        let raw = match text(raw) {
+            Ok(raw) => raw,
+            Err(kind) => {
+                errors.push(err(kind));
+                continue;
+            }
+        };
         let content = raw.split_once('#').map_or(raw, |(before, _)| before);
         let fields: Vec<&str> = content.split_ascii_whitespace().collect();
         if fields.is_empty() {
@@ -112,7 +162,7 @@ pub fn parse(
         }
         seen.push((entry.device.clone(), line));
         if entry.hosts.is_any() {
-            warnings.push(Warning {
+            warnings.push(Warning::AnyHost {
                 path: path.to_owned(),
                 line,
                 device: entry.device.clone(),
@@ -127,6 +177,11 @@ pub fn parse(
         }
     }
     if errors.is_empty() {
+        if pools.is_empty() {
+            warnings.push(Warning::NothingShared {
+                path: path.to_owned(),
+            });
+        }
         return Ok(Config { pools, warnings });
     }
     if errors.len() > MAX_ERRORS {
@@ -153,11 +208,15 @@ mod tests {
     }
 
     fn ok(text: &str) -> Config {
-        parse("m.conf", text, &services).unwrap()
+        parse("m.conf", text.as_bytes(), &services).unwrap()
     }
 
     fn errors(text: &str) -> Vec<String> {
-        parse("m.conf", text, &services)
+        byte_errors(text.as_bytes())
+    }
+
+    fn byte_errors(bytes: &[u8]) -> Vec<String> {
+        parse("m.conf", bytes, &services)
             .unwrap_err()
             .iter()
             .map(ToString::to_string)
@@ -325,5 +384,97 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
         let errs = errors(&text);
         assert_eq!(errs.len(), MAX_ERRORS + 1);
         assert_eq!(errs[MAX_ERRORS], "m.conf:101: 50 more errors not shown");
+    }
+
+    #[test]
+    fn control_bytes_are_errors_anywhere_on_the_line() {
+        assert_eq!(
+            errors(
+                "5800 /dev/tty\0S1 9600,8,N,1 ::1\n\
+                 5801 /dev/ttyS2 9600,8,N,1 ::1 # \x1b[31m\n\
+                 5802 /dev/ttyS3\r9600,8,N,1 ::1\n\
+                 5803 /dev/ttyS4\x0c9600,8,N,1 ::1\n\
+                 5804\t/dev/ttyS5 9600,8,N,1 ::1\x7f\n"
+            ),
+            [
+                "m.conf:1: control byte 0x00 (NUL) in column 14 (expected printable text or TAB)",
+                "m.conf:2: control byte 0x1b (ESC) in column 34 (expected printable text or TAB)",
+                "m.conf:3: control byte 0x0d (CR) in column 16 (expected printable text or TAB)",
+                "m.conf:4: control byte 0x0c (FF) in column 16 (expected printable text or TAB)",
+                "m.conf:5: control byte 0x7f (DEL) in column 31 (expected printable text or TAB)",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_at_its_column_in_characters() {
+        assert_eq!(
+            byte_errors(
+                b"5800 /dev/tty\xff 9600,8,N,1 ::1\n\
+                  # caf\xc3\xa9 \xe2\x82 truncated\n\
+                  # Latin-1 caf\xe9\n"
+            ),
+            [
+                "m.conf:1: invalid UTF-8 byte 0xff in column 14 (expected UTF-8 text)",
+                "m.conf:2: invalid UTF-8 byte 0xe2 in column 8 (expected UTF-8 text)",
+                "m.conf:3: invalid UTF-8 byte 0xe9 in column 14 (expected UTF-8 text)",
+            ]
+        );
+        // The leftmost problem is the one told.
+        assert_eq!(
+            byte_errors(b"\x01\xff"),
+            ["m.conf:1: control byte 0x01 (SOH) in column 1 (expected printable text or TAB)"]
+        );
+        // UTF-8 beyond ASCII is text: a comment, and a device name.
+        let c = ok("# caf\u{e9} \u{2014} modem\n5800 /dev/\u{e9} 9600,8,N,1 ::1\n");
+        assert_eq!(c.pools[0].entries[0].device, PathBuf::from("/dev/\u{e9}"));
+    }
+
+    #[test]
+    fn byte_order_mark_is_named_on_line_one_only() {
+        assert_eq!(
+            byte_errors(b"\xef\xbb\xbf127.0.0.1:7001 /dev/ttyS1 9600,8,N,1 ::1\n"),
+            [
+                "m.conf:1: byte order mark (U+FEFF) at the start of the file (save it as UTF-8 without a BOM)"
+            ]
+        );
+        // Later, U+FEFF is a character of a field (a zero-width no-break space), not a BOM.
+        assert!(
+            errors("5800 /dev/a 9600,8,N,1 ::1\n\u{feff}5801 /dev/b 9600,8,N,1 ::1\n")[0]
+                .starts_with("m.conf:2: bad port '\u{feff}5801'")
+        );
+    }
+
+    #[test]
+    fn crlf_line_ends_stay_allowed() {
+        let c = ok("# dos\r\n5800 /dev/a 9600,8,N,1 ::1\r\n5801 /dev/b 9600,8,N,1 ::1\r\n");
+        assert_eq!(c.pools.len(), 2);
+        assert_eq!(c.pools[1].entries[0].hosts.patterns().len(), 1);
+        // A CR at the very end, with no LF after it, ends no line.
+        assert_eq!(
+            errors("5800 /dev/a 9600,8,N,1 ::1\r"),
+            ["m.conf:1: control byte 0x0d (CR) in column 27 (expected printable text or TAB)"]
+        );
+    }
+
+    #[test]
+    fn a_file_without_entries_is_valid_but_warned_about() {
+        for text in ["", "\n", "# only a comment\n\n   \t\n# another"] {
+            let c = ok(text);
+            assert!(c.pools.is_empty());
+            assert_eq!(
+                c.warnings,
+                [Warning::NothingShared {
+                    path: "m.conf".into()
+                }],
+                "{text:?}"
+            );
+        }
+        assert!(
+            !ok("5800 /dev/a 9600,8,N,1 ::1\n")
+                .warnings
+                .iter()
+                .any(|w| matches!(w, Warning::NothingShared { .. }))
+        );
     }
 }

@@ -1,7 +1,9 @@
-//! The config file (`mserver.conf`-compatible): text in, typed [`Config`] out.
+//! The config file (`mserver.conf`-compatible): bytes in, typed [`Config`] out.
 //!
 //! Grammar, one entry per line, `#` to end of line is a comment, fields separated by blanks:
 //! `LISTEN DEVICE SETTINGS [HOSTS] [KEY=VALUE ...]`. Lines with the same `LISTEN` form a pool.
+//! The file is UTF-8 text (DESIGN §3): a control byte other than TAB (or the CR of a CRLF
+//! line end), bytes that are not UTF-8 and a byte order mark are errors at their line.
 //!
 //! Pure: service names are looked up through a function the caller passes, and nothing here
 //! opens a file, socket or clock. A broken line is recorded and parsing goes on with the next
@@ -9,8 +11,8 @@
 //!
 //! One submodule per concern: `settings` (`BAUD,DATABITS,PARITY,STOPBITS`), `listen`
 //! (`LISTEN` and which ones overlap), `options` (the table of `KEY=VALUE` options), `error`
-//! (errors, warnings and their messages), `file` (lines into entries into pools). Everything
-//! public is re-exported here, as `config::...`.
+//! (errors, warnings and their messages), `file` (bytes into lines into entries into pools).
+//! Everything public is re-exported here, as `config::...`.
 // `forbid` here covers every submodule: none of them can `allow` unsafe code back.
 #![forbid(unsafe_code)]
 
