@@ -111,17 +111,22 @@ pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The PID in a lock file: HDB writes it as ASCII (`%10d\n`); very old UUCPs wrote a binary
-/// `int`, which we read too so that such a lock is not mistaken for garbage.
+/// `int`, which we read too so that such a lock is not mistaken for garbage. `None` when it
+/// names no process: 0 and negative numbers are not PIDs (`kill(0)` and `kill(-1)` would ask
+/// about a whole group), nor are numbers above `PID_MAX_LIMIT`, which also keeps four bytes of
+/// text from being read as a binary PID.
 fn parse_pid(content: &[u8]) -> Option<i32> {
+    // Linux's PID_MAX_LIMIT (include/linux/threads.h): 4 Mi on 64-bit, less on 32-bit.
+    const PID_MAX_LIMIT: i32 = 4 << 20;
     let text = std::str::from_utf8(content).ok().map(str::trim);
-    match text {
-        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok(),
+    let pid = match text {
+        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok()?,
         _ if content.len() == 4 => {
-            let pid = i32::from_ne_bytes([content[0], content[1], content[2], content[3]]);
-            (pid > 0).then_some(pid)
+            i32::from_ne_bytes([content[0], content[1], content[2], content[3]])
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    (1..=PID_MAX_LIMIT).contains(&pid).then_some(pid)
 }
 
 /// `%10d\n`, the HDB format Taylor `cu`, minicom and pppd write and read.
@@ -410,8 +415,32 @@ mod tests {
     fn pids_parse_from_ascii_and_binary() {
         assert_eq!(parse_pid(b"      1234\n"), Some(1234));
         assert_eq!(parse_pid(b"1234"), Some(1234));
+        assert_eq!(parse_pid(b"0000000042\n"), Some(42));
         assert_eq!(parse_pid(&777i32.to_ne_bytes()), Some(777));
-        assert_eq!(parse_pid(b""), None);
-        assert_eq!(parse_pid(b"garbage\n"), None);
+    }
+
+    #[test]
+    fn locks_naming_no_process_parse_as_none() {
+        for content in [
+            &b""[..],
+            b"\n",
+            b"          \n",
+            b"garbage\n",
+            b"        -1\n",
+            b"         0\n",
+            b"99999999999\n",
+            b"+42\n",
+            b"4 2\n",
+            b"\xff\xfe\x00",
+            b"1234\0garbage",
+        ] {
+            assert_eq!(parse_pid(content), None, "{content:?}");
+        }
+        // Binary ints that are not PIDs, and four bytes of text that would be read as one.
+        for pid in [0i32, -1, i32::MAX, 5 << 20] {
+            assert_eq!(parse_pid(&pid.to_ne_bytes()), None, "binary {pid}");
+        }
+        assert_eq!(parse_pid(b"abc\n"), None);
+        assert_eq!(parse_pid(b"    "), None);
     }
 }
