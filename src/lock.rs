@@ -15,8 +15,10 @@
 //! [`remove_template`]); the locks are separate names of it, removed each on release. A
 //! template left by a process that died is removed like a stale lock.
 //!
-//! A lock whose PID no longer exists is stale and is removed once; a lock of a live process,
-//! or one we cannot read, means the device is busy and is never touched.
+//! A lock whose PID no longer exists is stale and is removed once; a lock of a live process
+//! means the device is busy, and one we cannot read is an error: neither is ever touched.
+//! Reading a lock never blocks and never follows it: a FIFO, a symlink or anything else that
+//! is not a regular file holds no PID.
 //!
 //! The locks this process holds are kept in one process-wide list, which serializes claims
 //! between sessions (two sessions can never both reclaim one stale lock) and lets a dying
@@ -25,8 +27,10 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::sys;
 
@@ -233,45 +237,72 @@ impl UucpLock {
                 pid: Some(sys::getpid()),
             });
         }
-        let result = match create(dir, &path) {
-            // A lock with our own PID that we do not hold was left by an earlier process that
-            // had the same PID (a crash, then a restart in a fresh PID namespace).
-            Err(Error::Busy { pid: Some(pid), .. })
-                if pid == sys::getpid() || !sys::process_alive(pid) =>
-            {
-                remove_stale(&path, pid)?;
+        if !create(dir, &path)? {
+            take_over(&path)?;
+            if !create(dir, &path)? {
+                return Err(busy(&path));
+            }
+        }
+        held.push(path.clone());
+        Ok(UucpLock { path })
+    }
+}
+
+/// Removes the lock at `path` if it is stale, and says so; if it is not, `Busy`.
+fn take_over(path: &Path) -> Result<(), Error> {
+    let found = match look(path) {
+        Ok(found) => found,
+        // Released since our link failed: nothing to take over.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                lock: path.to_owned(),
+                op: "read",
+                source,
+            });
+        }
+    };
+    let stale = match found.pid {
+        // Our own PID on a lock we do not hold: left by an earlier process that had our PID
+        // (a crash, then a restart in a fresh PID namespace).
+        Some(pid) => pid == sys::getpid() || !sys::process_alive(pid),
+        None => false,
+    };
+    if !stale {
+        return Err(Error::Busy {
+            lock: path.to_owned(),
+            pid: found.pid,
+        });
+    }
+    // Only the file judged, as it was judged: never one that replaced it.
+    if look(path).ok().as_ref() != Some(&found) {
+        return Err(busy(path));
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(pid) = found.pid {
                 crate::info!(
                     "removed stale lock {} of dead process {pid}",
                     path.display()
                 );
-                create(dir, &path)
             }
-            other => other,
-        };
-        if result.is_ok() {
-            held.push(path.clone());
+            Ok(())
         }
-        result.map(|()| UucpLock { path })
-    }
-}
-
-/// Removes a stale lock, unless someone replaced it since we read it.
-fn remove_stale(path: &Path, pid: i32) -> Result<(), Error> {
-    if read_pid(path) != Some(pid) {
-        return Err(Error::Busy {
-            lock: path.to_owned(),
-            pid: read_pid(path),
-        });
-    }
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        // Someone else cleaned it up first; fine.
+        // Someone else removed it first; fine.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(Error::Io {
             lock: path.to_owned(),
             op: "remove stale",
             source,
         }),
+    }
+}
+
+/// `Busy` for the lock at `path`, naming its holder when it can be read.
+fn busy(path: &Path) -> Error {
+    Error::Busy {
+        lock: path.to_owned(),
+        pid: look(path).ok().and_then(|found| found.pid),
     }
 }
 
@@ -295,40 +326,65 @@ fn sweep_dead_templates(dir: &Path) {
 }
 
 /// Creates the lock file at `path` with our PID in it, atomically: a link to the template.
-fn create(dir: &Path, path: &Path) -> Result<(), Error> {
-    match link_template(dir, path) {
-        // Someone cleaned the lock directory under us: write the template anew, once.
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            remove_template();
-            link_template(dir, path)
-        }
-        other => other,
-    }
-}
-
-fn link_template(dir: &Path, path: &Path) -> Result<(), Error> {
+/// `false` if a lock file is there already.
+fn create(dir: &Path, path: &Path) -> Result<bool, Error> {
     let io_err = |op, source| Error::Io {
         lock: path.to_owned(),
         op,
         source,
     };
     let template = template_in(dir).map_err(|e| io_err("write the template of", e))?;
-    match fs::hard_link(template, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Busy {
-            lock: path.to_owned(),
-            pid: read_pid(path),
-        }),
+    let mut linked = fs::hard_link(template, path);
+    // Someone cleaned the lock directory under us: write the template anew, once.
+    if linked
+        .as_ref()
+        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+    {
+        remove_template();
+        let template = template_in(dir).map_err(|e| io_err("write the template of", e))?;
+        linked = fs::hard_link(template, path);
+    }
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io_err("create", e)),
     }
 }
 
-fn read_pid(path: &Path) -> Option<i32> {
-    let mut buf = Vec::with_capacity(16);
-    let file = fs::File::open(path).ok()?;
-    // A lock file is a few bytes; never read more than a page of whatever is there.
-    file.take(64).read_to_end(&mut buf).ok()?;
-    parse_pid(&buf)
+/// A lock file as found: which file, when it was last written, and the PID it holds.
+#[derive(Debug, PartialEq)]
+struct Found {
+    dev: u64,
+    ino: u64,
+    mtime: SystemTime,
+    pid: Option<i32>,
+}
+
+/// Reads the lock file at `path`. Only a regular file is opened: opening a FIFO would block
+/// until a writer came, a tty would raise DTR, a symlink could lead anywhere; none of them
+/// holds a PID.
+fn look(path: &Path) -> io::Result<Found> {
+    let mut meta = fs::symlink_metadata(path)?;
+    let mut pid = None;
+    if meta.is_file() {
+        // The name may have been replaced since: never block on or follow what is there now,
+        // and judge what was opened.
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY;
+        let file = fs::File::from(sys::open(path, flags, 0)?);
+        meta = file.metadata()?;
+        if meta.is_file() {
+            let mut buf = Vec::with_capacity(16);
+            // A lock file is a few bytes; never read more than a line of whatever is there.
+            file.take(64).read_to_end(&mut buf)?;
+            pid = parse_pid(&buf);
+        }
+    }
+    Ok(Found {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime: meta.modified()?,
+        pid,
+    })
 }
 
 impl Drop for UucpLock {
@@ -344,6 +400,7 @@ impl Drop for UucpLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     #[test]
     fn content_is_hdb_ten_digits() {
@@ -409,6 +466,79 @@ mod tests {
             .collect();
         assert_eq!(names, [dev.file_name().unwrap()], "lock file left");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs `f` on a thread and waits for it at most five seconds.
+    fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("still blocked after 5 s")
+    }
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    #[test]
+    fn a_fifo_lock_holds_no_pid_and_is_read_without_blocking() {
+        let (dir, dev) = scratch("fifo");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        mkfifo(&path);
+        let p = path.clone();
+        let found = within_5s(move || look(&p)).expect("look at a fifo");
+        assert_eq!(found.pid, None);
+        let (d, v) = (dir.clone(), dev.clone());
+        let claim = within_5s(move || UucpLock::acquire(&d, &v));
+        assert!(
+            matches!(claim, Err(Error::Busy { pid: None, .. })),
+            "{claim:?}"
+        );
+        let kind = fs::symlink_metadata(&path).expect("fifo kept").file_type();
+        assert!(kind.is_fifo(), "the fifo was replaced");
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_symlink_lock_holds_no_pid_even_to_a_live_pid() {
+        let (dir, dev) = scratch("symlink");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        let target = dir.join("pid");
+        fs::write(&target, content(sys::getpid())).expect("write target");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let found = look(&path).expect("look at a symlink");
+        let link = fs::symlink_metadata(&path).expect("lstat");
+        assert_eq!(
+            (found.dev, found.ino, found.pid),
+            (link.dev(), link.ino(), None),
+            "judged the target, not the link"
+        );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_lock_file_is_read_for_its_pid_and_identity() {
+        let (dir, dev) = scratch("look");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        fs::write(&path, content(4321)).expect("write lock");
+        let found = look(&path).expect("look");
+        let meta = fs::metadata(&path).expect("stat");
+        assert_eq!(
+            found,
+            Found {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                mtime: meta.modified().expect("mtime"),
+                pid: Some(4321),
+            }
+        );
+        fs::write(&path, "").expect("empty the lock");
+        assert_eq!(look(&path).expect("look").pid, None);
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]
