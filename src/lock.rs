@@ -18,7 +18,9 @@
 //! A lock whose PID no longer exists is stale and is removed once; a lock of a live process
 //! means the device is busy, and one we cannot read is an error: neither is ever touched.
 //! Reading a lock never blocks and never follows it: a FIFO, a symlink or anything else that
-//! is not a regular file holds no PID.
+//! is not a regular file holds no PID. A lock that holds no PID (empty, garbage, not a regular
+//! file) is stale once its mtime is 10 s away (`PIDLESS_STALE`): cu and minicom create the file
+//! before they write their PID in it, so a young one may be a writer between the two.
 //!
 //! The locks this process holds are kept in one process-wide list, which serializes claims
 //! between sessions (two sessions can never both reclaim one stale lock) and lets a dying
@@ -30,9 +32,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::sys;
+
+/// How old a lock holding no PID must be to be stale (DESIGN §3): a writer takes
+/// microseconds between creating the file and writing its PID, and anything else that
+/// leaves one would otherwise keep the device busy for good.
+const PIDLESS_STALE: Duration = Duration::from_secs(10);
 
 /// A held lock; dropping it removes the file.
 #[derive(Debug)]
@@ -75,9 +82,12 @@ impl fmt::Display for Error {
                 lock,
                 pid: Some(pid),
             } => write!(f, "busy: {} is held by process {pid}", lock.display()),
-            Error::Busy { lock, pid: None } => {
-                write!(f, "busy: {} exists and names no process", lock.display())
-            }
+            Error::Busy { lock, pid: None } => write!(
+                f,
+                "busy: {} names no process (taken over once {} s old)",
+                lock.display(),
+                PIDLESS_STALE.as_secs()
+            ),
             Error::Device { device, source } => {
                 write!(f, "cannot resolve {}: {source}", device.display())
             }
@@ -262,11 +272,12 @@ fn take_over(path: &Path) -> Result<(), Error> {
             });
         }
     };
+    let age = age(found.mtime, SystemTime::now());
     let stale = match found.pid {
         // Our own PID on a lock we do not hold: left by an earlier process that had our PID
         // (a crash, then a restart in a fresh PID namespace).
         Some(pid) => pid == sys::getpid() || !sys::process_alive(pid),
-        None => false,
+        None => age >= PIDLESS_STALE,
     };
     if !stale {
         return Err(Error::Busy {
@@ -274,17 +285,23 @@ fn take_over(path: &Path) -> Result<(), Error> {
             pid: found.pid,
         });
     }
-    // Only the file judged, as it was judged: never one that replaced it.
+    // Only the file judged, as it was judged: never one that replaced it, nor a PID-less one
+    // whose writer has just put its PID in.
     if look(path).ok().as_ref() != Some(&found) {
         return Err(busy(path));
     }
     match fs::remove_file(path) {
         Ok(()) => {
-            if let Some(pid) = found.pid {
-                crate::info!(
+            match found.pid {
+                Some(pid) => crate::info!(
                     "removed stale lock {} of dead process {pid}",
                     path.display()
-                );
+                ),
+                None => crate::info!(
+                    "removed stale lock {} holding no PID, {} s old",
+                    path.display(),
+                    age.as_secs()
+                ),
             }
             Ok(())
         }
@@ -296,6 +313,12 @@ fn take_over(path: &Path) -> Result<(), Error> {
             source,
         }),
     }
+}
+
+/// How long before `now` a lock was last written, or after: one dated in the future (the
+/// clock was set back since) is as old as the jump, not young until the clock catches up.
+fn age(mtime: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(mtime).unwrap_or_else(|e| e.duration())
 }
 
 /// `Busy` for the lock at `path`, naming its holder when it can be read.
@@ -539,6 +562,86 @@ mod tests {
         fs::write(&path, "").expect("empty the lock");
         assert_eq!(look(&path).expect("look").pid, None);
         fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// Dates the file at `path` (not what it links to) `secs` seconds back.
+    fn age_by(path: &Path, secs: u64) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock after 1970");
+        let then = libc::timespec {
+            tv_sec: (now.as_secs() - secs) as libc::time_t,
+            tv_nsec: 0,
+        };
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+        // SAFETY: `c` is NUL-terminated and `times` two valid timespecs, both outliving the call.
+        let r = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [then, then].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(r, 0, "utimensat {}", path.display());
+    }
+
+    #[test]
+    fn pidless_locks_are_taken_over_only_once_ten_seconds_old() {
+        let (dir, dev) = scratch("pidless");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        let target = dir.join("pid");
+        fs::write(&target, content(sys::getpid())).expect("write target");
+        fs::write(&path, "").expect("write empty lock");
+        let claim = UucpLock::acquire(&dir, &dev);
+        assert!(
+            matches!(claim, Err(Error::Busy { pid: None, .. })),
+            "{claim:?}"
+        );
+        assert_eq!(fs::read(&path).expect("young lock kept"), b"");
+        let makers: [&dyn Fn(&Path); 4] = [
+            &|p| fs::write(p, "").expect("empty"),
+            &|p| fs::write(p, "        -1\n").expect("garbage"),
+            &|p| mkfifo(p),
+            &|p| std::os::unix::fs::symlink(&target, p).expect("symlink"),
+        ];
+        for (i, make) in makers.iter().enumerate() {
+            make(&path);
+            age_by(&path, 11);
+            let lock = UucpLock::acquire(&dir, &dev).unwrap_or_else(|e| panic!("lock {i}: {e}"));
+            assert_eq!(
+                fs::read_to_string(&path).expect("our lock"),
+                content(sys::getpid()),
+                "lock {i}"
+            );
+            drop(lock);
+        }
+        assert_eq!(
+            fs::read_to_string(&target).expect("symlink target kept"),
+            content(sys::getpid())
+        );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn age_counts_either_way_from_now() {
+        let now = SystemTime::now();
+        let d = Duration::from_secs(11);
+        assert_eq!(age(now - d, now), d);
+        assert_eq!(age(now + d, now), d);
+        assert_eq!(age(now, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn busy_without_a_pid_says_when_it_will_be_stale() {
+        let e = Error::Busy {
+            lock: PathBuf::from("/var/lock/LCK..ttyS1"),
+            pid: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "busy: /var/lock/LCK..ttyS1 names no process (taken over once 10 s old)"
+        );
     }
 
     #[test]
