@@ -193,7 +193,7 @@ pub fn remove_template() {
 }
 
 /// The template in `dir`, written now if this process (a new PID after a fork) has none.
-fn template_in(dir: &Path) -> io::Result<PathBuf> {
+fn template_in(dir: &Path) -> Result<PathBuf, Error> {
     let pid = sys::getpid();
     let mut t = template();
     match t.take() {
@@ -216,9 +216,13 @@ fn template_in(dir: &Path) -> io::Result<PathBuf> {
     let written = sys::open(&path, flags, 0o644)
         .map(fs::File::from)
         .and_then(|mut f| f.write_all(content(pid).as_bytes()));
-    if let Err(e) = written {
+    if let Err(source) = written {
         let _ = fs::remove_file(&path);
-        return Err(e);
+        return Err(Error::Io {
+            lock: path,
+            op: "write",
+            source,
+        });
     }
     *t = Some(Template {
         pid,
@@ -351,26 +355,23 @@ fn sweep_dead_templates(dir: &Path) {
 /// Creates the lock file at `path` with our PID in it, atomically: a link to the template.
 /// `false` if a lock file is there already.
 fn create(dir: &Path, path: &Path) -> Result<bool, Error> {
-    let io_err = |op, source| Error::Io {
-        lock: path.to_owned(),
-        op,
-        source,
-    };
-    let template = template_in(dir).map_err(|e| io_err("write the template of", e))?;
-    let mut linked = fs::hard_link(template, path);
+    let mut linked = fs::hard_link(template_in(dir)?, path);
     // Someone cleaned the lock directory under us: write the template anew, once.
     if linked
         .as_ref()
         .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
     {
         remove_template();
-        let template = template_in(dir).map_err(|e| io_err("write the template of", e))?;
-        linked = fs::hard_link(template, path);
+        linked = fs::hard_link(template_in(dir)?, path);
     }
     match linked {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io_err("create", e)),
+        Err(source) => Err(Error::Io {
+            lock: path.to_owned(),
+            op: "create",
+            source,
+        }),
     }
 }
 
@@ -431,6 +432,14 @@ mod tests {
         assert_eq!(content(42).len(), 11);
     }
 
+    /// The template is process-wide and follows the directory of the last claim: tests that
+    /// claim in directories of their own take turns, or one could remove the template
+    /// another is about to link.
+    fn one_dir_at_a_time() -> MutexGuard<'static, ()> {
+        static TURN: Mutex<()> = Mutex::new(());
+        TURN.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn scratch(tag: &str) -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!("modemd-lock-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -449,6 +458,7 @@ mod tests {
 
     #[test]
     fn concurrent_claims_of_a_stale_lock_have_one_winner() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("race");
         for round in 0..50 {
             fs::write(lock_path(&dir, &dev).unwrap(), content(dead_pid())).unwrap();
@@ -472,6 +482,7 @@ mod tests {
 
     #[test]
     fn own_pid_lock_not_held_is_stale_and_no_lock_stays() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("own");
         let path = lock_path(&dir, &dev).unwrap();
         fs::write(&path, content(sys::getpid())).unwrap();
@@ -509,6 +520,7 @@ mod tests {
 
     #[test]
     fn a_fifo_lock_holds_no_pid_and_is_read_without_blocking() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("fifo");
         let path = lock_path(&dir, &dev).expect("lock path");
         mkfifo(&path);
@@ -588,6 +600,7 @@ mod tests {
 
     #[test]
     fn pidless_locks_are_taken_over_only_once_ten_seconds_old() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("pidless");
         let path = lock_path(&dir, &dev).expect("lock path");
         let target = dir.join("pid");
@@ -619,6 +632,23 @@ mod tests {
         assert_eq!(
             fs::read_to_string(&target).expect("symlink target kept"),
             content(sys::getpid())
+        );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_template_that_cannot_be_written_is_named() {
+        let _turn = one_dir_at_a_time();
+        let (dir, dev) = scratch("template");
+        let missing = dir.join("missing");
+        let e = UucpLock::acquire(&missing, &dev).expect_err("no lock directory");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot write lock file {}/LTMP.{}: No such file or directory (os error 2)",
+                missing.display(),
+                sys::getpid()
+            )
         );
         fs::remove_dir_all(&dir).expect("clean up");
     }
