@@ -64,6 +64,13 @@ pub enum Error {
         /// Why resolving it failed.
         source: io::Error,
     },
+    /// The lock directory cannot be used: missing, not a directory, or not writable.
+    Dir {
+        /// The lock directory.
+        dir: PathBuf,
+        /// Why not.
+        source: io::Error,
+    },
     /// The lock file could not be created, read or removed.
     Io {
         /// The lock file.
@@ -91,6 +98,9 @@ impl fmt::Display for Error {
             Error::Device { device, source } => {
                 write!(f, "cannot resolve {}: {source}", device.display())
             }
+            Error::Dir { dir, source } => {
+                write!(f, "cannot use lock directory {}: {source}", dir.display())
+            }
             Error::Io { lock, op, source } => {
                 write!(f, "cannot {op} lock file {}: {source}", lock.display())
             }
@@ -102,9 +112,25 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Busy { .. } => None,
-            Error::Device { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Device { source, .. } | Error::Dir { source, .. } | Error::Io { source, .. } => {
+                Some(source)
+            }
         }
     }
+}
+
+/// Checks that locks can be made in `dir`: a directory the effective user may create files
+/// in. For start-up and reload, so that an unusable lock directory is told once, as what it
+/// is, and not as the failure of every claim.
+pub fn check_dir(dir: &Path) -> Result<(), Error> {
+    let err = |source| Error::Dir {
+        dir: dir.to_owned(),
+        source,
+    };
+    if !fs::metadata(dir).map_err(err)?.is_dir() {
+        return Err(err(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    sys::access(dir, libc::W_OK | libc::X_OK).map_err(err)
 }
 
 /// The lock file for `device` in `dir`: `dir/LCK..<basename of the resolved path>`.
@@ -650,6 +676,51 @@ mod tests {
                 sys::getpid()
             )
         );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn lock_directory_is_checked_and_named() {
+        let (dir, dev) = scratch("dir");
+        assert!(check_dir(&dir).is_ok());
+        let missing = dir.join("missing");
+        let e = check_dir(&missing).expect_err("missing directory");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot use lock directory {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let source = std::error::Error::source(&e).expect("OS error kept");
+        assert!(source.to_string().contains("os error 2"), "{source}");
+        let e = check_dir(&dev).expect_err("a file");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot use lock directory {}: Not a directory (os error 20)",
+                dev.display()
+            )
+        );
+        // Read-only: root may still write there, anyone else may not; the check must agree.
+        let read_only = dir.join("ro");
+        fs::create_dir(&read_only).expect("mkdir");
+        fs::set_permissions(
+            &read_only,
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .expect("chmod");
+        let writable = fs::write(read_only.join("probe"), "").is_ok();
+        match check_dir(&read_only) {
+            Ok(()) => assert!(writable, "said usable, but a file cannot be created"),
+            Err(e) => {
+                assert!(!writable, "said unusable, but a file can be created: {e}");
+                assert!(
+                    e.to_string().ends_with("Permission denied (os error 13)"),
+                    "{e}"
+                );
+            }
+        }
         fs::remove_dir_all(&dir).expect("clean up");
     }
 
