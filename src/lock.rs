@@ -28,7 +28,8 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -423,10 +424,10 @@ fn look(path: &Path) -> io::Result<Found> {
         let file = fs::File::from(sys::open(path, flags, 0)?);
         meta = file.metadata()?;
         if meta.is_file() {
-            let mut buf = Vec::with_capacity(16);
-            // A lock file is a few bytes; never read more than a line of whatever is there.
-            file.take(64).read_to_end(&mut buf)?;
-            pid = parse_pid(&buf);
+            // A lock file is a few bytes: one read of at most a line of whatever is there.
+            let mut buf = [0u8; 64];
+            let n = sys::retry(|| sys::read(file.as_fd(), &mut buf))?;
+            pid = parse_pid(&buf[..n]);
         }
     }
     Ok(Found {
