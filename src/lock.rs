@@ -21,6 +21,7 @@
 //! is not a regular file holds no PID. A lock that holds no PID (empty, garbage, not a regular
 //! file) is stale once its mtime is 10 s away (`PIDLESS_STALE`): cu and minicom create the file
 //! before they write their PID in it, so a young one may be a writer between the two.
+//! [`check_dir`] says beforehand (at start-up, on reload) whether locks can be made at all.
 //!
 //! The locks this process holds are kept in one process-wide list, which serializes claims
 //! between sessions (two sessions can never both reclaim one stale lock) and lets a dying
