@@ -15,8 +15,13 @@
 //! [`remove_template`]); the locks are separate names of it, removed each on release. A
 //! template left by a process that died is removed like a stale lock.
 //!
-//! A lock whose PID no longer exists is stale and is removed once; a lock of a live process,
-//! or one we cannot read, means the device is busy and is never touched.
+//! A lock whose PID no longer exists is stale and is removed once; a lock of a live process
+//! means the device is busy, and one we cannot read is an error: neither is ever touched.
+//! Reading a lock never blocks and never follows it: a FIFO, a symlink or anything else that
+//! is not a regular file holds no PID. A lock that holds no PID (empty, garbage, not a regular
+//! file) is stale once its mtime is 10 s away (`PIDLESS_STALE`): cu and minicom create the file
+//! before they write their PID in it, so a young one may be a writer between the two.
+//! [`check_dir`] says beforehand (at start-up, on reload) whether locks can be made at all.
 //!
 //! The locks this process holds are kept in one process-wide list, which serializes claims
 //! between sessions (two sessions can never both reclaim one stale lock) and lets a dying
@@ -24,11 +29,19 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use crate::sys;
+
+/// How old a lock holding no PID must be to be stale (DESIGN §3): a writer takes
+/// microseconds between creating the file and writing its PID, and anything else that
+/// leaves one would otherwise keep the device busy for good.
+const PIDLESS_STALE: Duration = Duration::from_secs(10);
 
 /// A held lock; dropping it removes the file.
 #[derive(Debug)]
@@ -53,6 +66,20 @@ pub enum Error {
         /// Why resolving it failed.
         source: io::Error,
     },
+    /// Someone's lock that we cannot read: held by whoever made it, never touched.
+    Unreadable {
+        /// The lock file.
+        lock: PathBuf,
+        /// Why it cannot be read.
+        source: io::Error,
+    },
+    /// The lock directory cannot be used: missing, not a directory, or not writable.
+    Dir {
+        /// The lock directory.
+        dir: PathBuf,
+        /// Why not.
+        source: io::Error,
+    },
     /// The lock file could not be created, read or removed.
     Io {
         /// The lock file.
@@ -71,11 +98,20 @@ impl fmt::Display for Error {
                 lock,
                 pid: Some(pid),
             } => write!(f, "busy: {} is held by process {pid}", lock.display()),
-            Error::Busy { lock, pid: None } => {
-                write!(f, "busy: {} exists and names no process", lock.display())
-            }
+            Error::Busy { lock, pid: None } => write!(
+                f,
+                "busy: {} names no process (taken over once {} s old)",
+                lock.display(),
+                PIDLESS_STALE.as_secs()
+            ),
             Error::Device { device, source } => {
                 write!(f, "cannot resolve {}: {source}", device.display())
+            }
+            Error::Unreadable { lock, source } => {
+                write!(f, "busy: cannot read {}: {source}", lock.display())
+            }
+            Error::Dir { dir, source } => {
+                write!(f, "cannot use lock directory {}: {source}", dir.display())
             }
             Error::Io { lock, op, source } => {
                 write!(f, "cannot {op} lock file {}: {source}", lock.display())
@@ -88,7 +124,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Busy { .. } => None,
-            Error::Device { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Device { source, .. }
+            | Error::Unreadable { source, .. }
+            | Error::Dir { source, .. }
+            | Error::Io { source, .. } => Some(source),
         }
     }
 }
@@ -97,11 +136,26 @@ impl crate::spare::Exhaustion for Error {
     fn out_of_fds(&self) -> bool {
         match self {
             Error::Busy { .. } => false,
-            Error::Device { source, .. } | Error::Io { source, .. } => {
-                crate::spare::Exhaustion::out_of_fds(source)
-            }
+            Error::Device { source, .. }
+            | Error::Unreadable { source, .. }
+            | Error::Io { source, .. }
+            | Error::Dir { source, .. } => crate::spare::Exhaustion::out_of_fds(source),
         }
     }
+}
+
+/// Checks that locks can be made in `dir`: a directory the effective user may create files
+/// in. For start-up and reload, so that an unusable lock directory is told once, as what it
+/// is, and not as the failure of every claim.
+pub fn check_dir(dir: &Path) -> Result<(), Error> {
+    let err = |source| Error::Dir {
+        dir: dir.to_owned(),
+        source,
+    };
+    if !fs::metadata(dir).map_err(err)?.is_dir() {
+        return Err(err(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    sys::access(dir, libc::W_OK | libc::X_OK).map_err(err)
 }
 
 /// The lock file for `device` in `dir`: `dir/LCK..<basename of the resolved path>`.
@@ -122,17 +176,22 @@ pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The PID in a lock file: HDB writes it as ASCII (`%10d\n`); very old UUCPs wrote a binary
-/// `int`, which we read too so that such a lock is not mistaken for garbage.
+/// `int`, which we read too so that such a lock is not mistaken for garbage. `None` when it
+/// names no process: 0 and negative numbers are not PIDs (`kill(0)` and `kill(-1)` would ask
+/// about a whole group), nor are numbers above `PID_MAX_LIMIT`, which also keeps four bytes of
+/// text from being read as a binary PID.
 fn parse_pid(content: &[u8]) -> Option<i32> {
+    // Linux's PID_MAX_LIMIT (include/linux/threads.h): 4 Mi on 64-bit, less on 32-bit.
+    const PID_MAX_LIMIT: i32 = 4 << 20;
     let text = std::str::from_utf8(content).ok().map(str::trim);
-    match text {
-        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok(),
+    let pid = match text {
+        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok()?,
         _ if content.len() == 4 => {
-            let pid = i32::from_ne_bytes([content[0], content[1], content[2], content[3]]);
-            (pid > 0).then_some(pid)
+            i32::from_ne_bytes([content[0], content[1], content[2], content[3]])
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    (1..=PID_MAX_LIMIT).contains(&pid).then_some(pid)
 }
 
 /// `%10d\n`, the HDB format Taylor `cu`, minicom and pppd write and read.
@@ -185,7 +244,7 @@ pub fn remove_template() {
 }
 
 /// The template in `dir`, written now if this process (a new PID after a fork) has none.
-fn template_in(dir: &Path) -> io::Result<PathBuf> {
+fn template_in(dir: &Path) -> Result<PathBuf, Error> {
     let pid = sys::getpid();
     let mut t = template();
     match t.take() {
@@ -208,9 +267,13 @@ fn template_in(dir: &Path) -> io::Result<PathBuf> {
     let written = sys::open(&path, flags, 0o644)
         .map(fs::File::from)
         .and_then(|mut f| f.write_all(content(pid).as_bytes()));
-    if let Err(e) = written {
+    if let Err(source) = written {
         let _ = fs::remove_file(&path);
-        return Err(e);
+        return Err(Error::Io {
+            lock: path,
+            op: "write",
+            source,
+        });
     }
     *t = Some(Template {
         pid,
@@ -239,45 +302,84 @@ impl UucpLock {
                 pid: Some(sys::getpid()),
             });
         }
-        let result = match create(dir, &path) {
-            // A lock with our own PID that we do not hold was left by an earlier process that
-            // had the same PID (a crash, then a restart in a fresh PID namespace).
-            Err(Error::Busy { pid: Some(pid), .. })
-                if pid == sys::getpid() || !sys::process_alive(pid) =>
-            {
-                remove_stale(&path, pid)?;
-                crate::info!(
-                    "removed stale lock {} of dead process {pid}",
-                    path.display()
-                );
-                create(dir, &path)
+        if !create(dir, &path)? {
+            take_over(&path)?;
+            if !create(dir, &path)? {
+                return Err(busy(&path));
             }
-            other => other,
-        };
-        if result.is_ok() {
-            held.push(path.clone());
         }
-        result.map(|()| UucpLock { path })
+        held.push(path.clone());
+        Ok(UucpLock { path })
     }
 }
 
-/// Removes a stale lock, unless someone replaced it since we read it.
-fn remove_stale(path: &Path, pid: i32) -> Result<(), Error> {
-    if read_pid(path) != Some(pid) {
+/// Removes the lock at `path` if it is stale, and says so; if it is not, `Busy`.
+fn take_over(path: &Path) -> Result<(), Error> {
+    let found = match look(path) {
+        Ok(found) => found,
+        // Released since our link failed: nothing to take over.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Unreadable {
+                lock: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let age = age(found.mtime, SystemTime::now());
+    let stale = match found.pid {
+        // Our own PID on a lock we do not hold: left by an earlier process that had our PID
+        // (a crash, then a restart in a fresh PID namespace).
+        Some(pid) => pid == sys::getpid() || !sys::process_alive(pid),
+        None => age >= PIDLESS_STALE,
+    };
+    if !stale {
         return Err(Error::Busy {
             lock: path.to_owned(),
-            pid: read_pid(path),
+            pid: found.pid,
         });
     }
+    // Only the file judged, as it was judged: never one that replaced it, nor a PID-less one
+    // whose writer has just put its PID in.
+    if look(path).ok().as_ref() != Some(&found) {
+        return Err(busy(path));
+    }
     match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        // Someone else cleaned it up first; fine.
+        Ok(()) => {
+            match found.pid {
+                Some(pid) => crate::info!(
+                    "removed stale lock {} of dead process {pid}",
+                    path.display()
+                ),
+                None => crate::info!(
+                    "removed stale lock {} holding no PID, {} s old",
+                    path.display(),
+                    age.as_secs()
+                ),
+            }
+            Ok(())
+        }
+        // Someone else removed it first; fine.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(Error::Io {
             lock: path.to_owned(),
             op: "remove stale",
             source,
         }),
+    }
+}
+
+/// How long before `now` a lock was last written, or after: one dated in the future (the
+/// clock was set back since) is as old as the jump, not young until the clock catches up.
+fn age(mtime: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(mtime).unwrap_or_else(|e| e.duration())
+}
+
+/// `Busy` for the lock at `path`, naming its holder when it can be read.
+fn busy(path: &Path) -> Error {
+    Error::Busy {
+        lock: path.to_owned(),
+        pid: look(path).ok().and_then(|found| found.pid),
     }
 }
 
@@ -301,40 +403,62 @@ fn sweep_dead_templates(dir: &Path) {
 }
 
 /// Creates the lock file at `path` with our PID in it, atomically: a link to the template.
-fn create(dir: &Path, path: &Path) -> Result<(), Error> {
-    match link_template(dir, path) {
-        // Someone cleaned the lock directory under us: write the template anew, once.
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            remove_template();
-            link_template(dir, path)
-        }
-        other => other,
+/// `false` if a lock file is there already.
+fn create(dir: &Path, path: &Path) -> Result<bool, Error> {
+    let mut linked = fs::hard_link(template_in(dir)?, path);
+    // Someone cleaned the lock directory under us: write the template anew, once.
+    if linked
+        .as_ref()
+        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+    {
+        remove_template();
+        linked = fs::hard_link(template_in(dir)?, path);
     }
-}
-
-fn link_template(dir: &Path, path: &Path) -> Result<(), Error> {
-    let io_err = |op, source| Error::Io {
-        lock: path.to_owned(),
-        op,
-        source,
-    };
-    let template = template_in(dir).map_err(|e| io_err("write the template of", e))?;
-    match fs::hard_link(template, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Busy {
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(source) => Err(Error::Io {
             lock: path.to_owned(),
-            pid: read_pid(path),
+            op: "create",
+            source,
         }),
-        Err(e) => Err(io_err("create", e)),
     }
 }
 
-fn read_pid(path: &Path) -> Option<i32> {
-    let mut buf = Vec::with_capacity(16);
-    let file = fs::File::open(path).ok()?;
-    // A lock file is a few bytes; never read more than a page of whatever is there.
-    file.take(64).read_to_end(&mut buf).ok()?;
-    parse_pid(&buf)
+/// A lock file as found: which file, when it was last written, and the PID it holds.
+#[derive(Debug, PartialEq)]
+struct Found {
+    dev: u64,
+    ino: u64,
+    mtime: SystemTime,
+    pid: Option<i32>,
+}
+
+/// Reads the lock file at `path`. Only a regular file is opened: opening a FIFO would block
+/// until a writer came, a tty would raise DTR, a symlink could lead anywhere; none of them
+/// holds a PID.
+fn look(path: &Path) -> io::Result<Found> {
+    let mut meta = fs::symlink_metadata(path)?;
+    let mut pid = None;
+    if meta.is_file() {
+        // The name may have been replaced since: never block on or follow what is there now,
+        // and judge what was opened.
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY;
+        let file = fs::File::from(sys::open(path, flags, 0)?);
+        meta = file.metadata()?;
+        if meta.is_file() {
+            // A lock file is a few bytes: one read of at most a line of whatever is there.
+            let mut buf = [0u8; 64];
+            let n = sys::retry(|| sys::read(file.as_fd(), &mut buf))?;
+            pid = parse_pid(&buf[..n]);
+        }
+    }
+    Ok(Found {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime: meta.modified()?,
+        pid,
+    })
 }
 
 impl Drop for UucpLock {
@@ -350,11 +474,20 @@ impl Drop for UucpLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     #[test]
     fn content_is_hdb_ten_digits() {
         assert_eq!(content(42), "        42\n");
         assert_eq!(content(42).len(), 11);
+    }
+
+    /// The template is process-wide and follows the directory of the last claim: tests that
+    /// claim in directories of their own take turns, or one could remove the template
+    /// another is about to link.
+    fn one_dir_at_a_time() -> MutexGuard<'static, ()> {
+        static TURN: Mutex<()> = Mutex::new(());
+        TURN.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn scratch(tag: &str) -> (PathBuf, PathBuf) {
@@ -375,6 +508,7 @@ mod tests {
 
     #[test]
     fn concurrent_claims_of_a_stale_lock_have_one_winner() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("race");
         for round in 0..50 {
             fs::write(lock_path(&dir, &dev).unwrap(), content(dead_pid())).unwrap();
@@ -398,6 +532,7 @@ mod tests {
 
     #[test]
     fn own_pid_lock_not_held_is_stale_and_no_lock_stays() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("own");
         let path = lock_path(&dir, &dev).unwrap();
         fs::write(&path, content(sys::getpid())).unwrap();
@@ -417,12 +552,253 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Runs `f` on a thread and waits for it at most five seconds.
+    fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("still blocked after 5 s")
+    }
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    #[test]
+    fn a_fifo_lock_holds_no_pid_and_is_read_without_blocking() {
+        let _turn = one_dir_at_a_time();
+        let (dir, dev) = scratch("fifo");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        mkfifo(&path);
+        let p = path.clone();
+        let found = within_5s(move || look(&p)).expect("look at a fifo");
+        assert_eq!(found.pid, None);
+        let (d, v) = (dir.clone(), dev.clone());
+        let claim = within_5s(move || UucpLock::acquire(&d, &v));
+        assert!(
+            matches!(claim, Err(Error::Busy { pid: None, .. })),
+            "{claim:?}"
+        );
+        let kind = fs::symlink_metadata(&path).expect("fifo kept").file_type();
+        assert!(kind.is_fifo(), "the fifo was replaced");
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_symlink_lock_holds_no_pid_even_to_a_live_pid() {
+        let (dir, dev) = scratch("symlink");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        let target = dir.join("pid");
+        fs::write(&target, content(sys::getpid())).expect("write target");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let found = look(&path).expect("look at a symlink");
+        let link = fs::symlink_metadata(&path).expect("lstat");
+        assert_eq!(
+            (found.dev, found.ino, found.pid),
+            (link.dev(), link.ino(), None),
+            "judged the target, not the link"
+        );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_lock_file_is_read_for_its_pid_and_identity() {
+        let (dir, dev) = scratch("look");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        fs::write(&path, content(4321)).expect("write lock");
+        let found = look(&path).expect("look");
+        let meta = fs::metadata(&path).expect("stat");
+        assert_eq!(
+            found,
+            Found {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                mtime: meta.modified().expect("mtime"),
+                pid: Some(4321),
+            }
+        );
+        fs::write(&path, "").expect("empty the lock");
+        assert_eq!(look(&path).expect("look").pid, None);
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// Dates the file at `path` (not what it links to) `secs` seconds back.
+    fn age_by(path: &Path, secs: u64) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock after 1970");
+        let then = libc::timespec {
+            tv_sec: (now.as_secs() - secs) as libc::time_t,
+            tv_nsec: 0,
+        };
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+        // SAFETY: `c` is NUL-terminated and `times` two valid timespecs, both outliving the call.
+        let r = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [then, then].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(r, 0, "utimensat {}", path.display());
+    }
+
+    #[test]
+    fn pidless_locks_are_taken_over_only_once_ten_seconds_old() {
+        let _turn = one_dir_at_a_time();
+        let (dir, dev) = scratch("pidless");
+        let path = lock_path(&dir, &dev).expect("lock path");
+        let target = dir.join("pid");
+        fs::write(&target, content(sys::getpid())).expect("write target");
+        fs::write(&path, "").expect("write empty lock");
+        let claim = UucpLock::acquire(&dir, &dev);
+        assert!(
+            matches!(claim, Err(Error::Busy { pid: None, .. })),
+            "{claim:?}"
+        );
+        assert_eq!(fs::read(&path).expect("young lock kept"), b"");
+        let makers: [&dyn Fn(&Path); 4] = [
+            &|p| fs::write(p, "").expect("empty"),
+            &|p| fs::write(p, "        -1\n").expect("garbage"),
+            &|p| mkfifo(p),
+            &|p| std::os::unix::fs::symlink(&target, p).expect("symlink"),
+        ];
+        for (i, make) in makers.iter().enumerate() {
+            make(&path);
+            age_by(&path, 11);
+            let lock = UucpLock::acquire(&dir, &dev).unwrap_or_else(|e| panic!("lock {i}: {e}"));
+            assert_eq!(
+                fs::read_to_string(&path).expect("our lock"),
+                content(sys::getpid()),
+                "lock {i}"
+            );
+            drop(lock);
+        }
+        assert_eq!(
+            fs::read_to_string(&target).expect("symlink target kept"),
+            content(sys::getpid())
+        );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_template_that_cannot_be_written_is_named() {
+        let _turn = one_dir_at_a_time();
+        let (dir, dev) = scratch("template");
+        let missing = dir.join("missing");
+        let e = UucpLock::acquire(&missing, &dev).expect_err("no lock directory");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot write lock file {}/LTMP.{}: No such file or directory (os error 2)",
+                missing.display(),
+                sys::getpid()
+            )
+        );
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn lock_directory_is_checked_and_named() {
+        let (dir, dev) = scratch("dir");
+        assert!(check_dir(&dir).is_ok());
+        let missing = dir.join("missing");
+        let e = check_dir(&missing).expect_err("missing directory");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot use lock directory {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let source = std::error::Error::source(&e).expect("OS error kept");
+        assert!(source.to_string().contains("os error 2"), "{source}");
+        let e = check_dir(&dev).expect_err("a file");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot use lock directory {}: Not a directory (os error 20)",
+                dev.display()
+            )
+        );
+        // Read-only: root may still write there, anyone else may not; the check must agree.
+        let read_only = dir.join("ro");
+        fs::create_dir(&read_only).expect("mkdir");
+        fs::set_permissions(
+            &read_only,
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .expect("chmod");
+        let writable = fs::write(read_only.join("probe"), "").is_ok();
+        match check_dir(&read_only) {
+            Ok(()) => assert!(writable, "said usable, but a file cannot be created"),
+            Err(e) => {
+                assert!(!writable, "said unusable, but a file can be created: {e}");
+                assert!(
+                    e.to_string().ends_with("Permission denied (os error 13)"),
+                    "{e}"
+                );
+            }
+        }
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn age_counts_either_way_from_now() {
+        let now = SystemTime::now();
+        let d = Duration::from_secs(11);
+        assert_eq!(age(now - d, now), d);
+        assert_eq!(age(now + d, now), d);
+        assert_eq!(age(now, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn busy_without_a_pid_says_when_it_will_be_stale() {
+        let e = Error::Busy {
+            lock: PathBuf::from("/var/lock/LCK..ttyS1"),
+            pid: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "busy: /var/lock/LCK..ttyS1 names no process (taken over once 10 s old)"
+        );
+    }
+
     #[test]
     fn pids_parse_from_ascii_and_binary() {
         assert_eq!(parse_pid(b"      1234\n"), Some(1234));
         assert_eq!(parse_pid(b"1234"), Some(1234));
+        assert_eq!(parse_pid(b"0000000042\n"), Some(42));
         assert_eq!(parse_pid(&777i32.to_ne_bytes()), Some(777));
-        assert_eq!(parse_pid(b""), None);
-        assert_eq!(parse_pid(b"garbage\n"), None);
+    }
+
+    #[test]
+    fn locks_naming_no_process_parse_as_none() {
+        for content in [
+            &b""[..],
+            b"\n",
+            b"          \n",
+            b"garbage\n",
+            b"        -1\n",
+            b"         0\n",
+            b"99999999999\n",
+            b"+42\n",
+            b"4 2\n",
+            b"\xff\xfe\x00",
+            b"1234\0garbage",
+        ] {
+            assert_eq!(parse_pid(content), None, "{content:?}");
+        }
+        // Binary ints that are not PIDs, and four bytes of text that would be read as one.
+        for pid in [0i32, -1, i32::MAX, 5 << 20] {
+            assert_eq!(parse_pid(&pid.to_ne_bytes()), None, "binary {pid}");
+        }
+        assert_eq!(parse_pid(b"abc\n"), None);
+        assert_eq!(parse_pid(b"    "), None);
     }
 }

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,6 +164,9 @@ fn start(
         daemon::become_user(id).map_err(setup("drop privileges"))?;
         crate::info!("running as uid {} gid {}", id.uid, id.gid);
     }
+    // As the user that will make the locks. Not fatal: the directory may be made later (a
+    // tmpfs mounted after modemd starts); until then clients read `unavailable`.
+    check_lock_dir(&ctx.lock_dir);
     let acceptor = Acceptor::start(bound, ctx).map_err(setup("start the accept thread"))?;
     Ok((pid_file, acceptor))
 }
@@ -211,7 +214,7 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
     let (pid_file, acceptor) = started?;
     loop {
         match signals.wait() {
-            Ok(libc::SIGHUP) => reload(&opts.config_path, &acceptor),
+            Ok(libc::SIGHUP) => reload(&opts.config_path, &acceptor, &opts.lock_dir),
             Ok(_) => break,
             Err(e) => {
                 crate::error!("sigwait: {e}");
@@ -233,9 +236,17 @@ pub fn run(config: Config, opts: Options) -> Result<Ended, Error> {
     Ok(Ended::Stopped)
 }
 
+/// Says at once, rather than at each client's claim, that locks cannot be made.
+fn check_lock_dir(dir: &Path) {
+    if let Err(e) = crate::lock::check_dir(dir) {
+        crate::error!("{e}: every device is unavailable until it is fixed");
+    }
+}
+
 /// Applies the config file anew; on any error the running config stays.
-fn reload(path: &str, acceptor: &Acceptor) {
+fn reload(path: &str, acceptor: &Acceptor, lock_dir: &Path) {
     crate::info!("SIGHUP: reloading {path}");
+    check_lock_dir(lock_dir);
     let Some(config) = load(path) else {
         crate::error!("{path} has errors; keeping the running configuration");
         return;

@@ -206,7 +206,17 @@ fn claim<'p>(
                 }
                 Claim::Failed(e) => {
                     match &e {
-                        lock::Error::Io { source, .. } => {
+                        // Held, as far as anyone can tell; but odd enough to be told once.
+                        lock::Error::Unreadable { .. } => {
+                            busy = true;
+                            fault(
+                                ctx,
+                                peer,
+                                device,
+                                &format_args!("{}: {e}", device.display()),
+                            );
+                        }
+                        lock::Error::Io { source, .. } | lock::Error::Dir { source, .. } => {
                             unusable.get_or_insert(Reason::of_lock(source));
                             fault(
                                 ctx,

@@ -402,6 +402,13 @@ fn a_missing_lock_directory_makes_devices_unavailable() {
         20,
         "lock directory unusable",
     );
+    assert!(
+        d.log
+            .all()
+            .contains(&format!("cannot use lock directory {}", gone.display())),
+        "the start-up check did not name the lock directory:\n{}",
+        d.log.all()
+    );
     assert_eq!(
         errors_naming(&d, &pty.slave.display().to_string()),
         1,
@@ -464,4 +471,22 @@ fn a_burst_of_busy_clients_makes_few_log_lines() {
         "{lines} lines for {BURST} busy clients within {span:?}:\n{}",
         d.log.all()
     );
+}
+
+/// The lock directory is checked on reload too: one that went away is named at once.
+#[test]
+fn a_reload_names_a_lock_directory_that_went_away() {
+    let pty = Pty::open().expect("pty");
+    let locks = TempDir::new("lockdir-gone");
+    let lock_dir = locks.join("locks");
+    std::fs::create_dir(&lock_dir).expect("mkdir");
+    let port = free_port();
+    let d = Daemon::builder(&config_line(port, &pty.slave))
+        .lock_dir(&lock_dir)
+        .start();
+    assert!(!d.log.all().contains("cannot use lock directory"));
+    std::fs::remove_dir(&lock_dir).expect("rmdir");
+    d.signal(libc::SIGHUP);
+    let named = format!("cannot use lock directory {}", lock_dir.display());
+    assert!(d.log.wait_for(&named, WAIT).is_some(), "{}", d.log.all());
 }

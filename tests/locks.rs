@@ -1,12 +1,14 @@
 //! UUCP locks and shutdown, through the real daemon: the lock is held exactly while a session
-//! uses the device, stale locks are reclaimed, live foreign locks respected, and SIGTERM
-//! leaves nothing behind.
+//! uses the device, stale locks are reclaimed, live foreign locks respected, locks holding no
+//! PID taken over only once 10 s old, and SIGTERM leaves nothing behind.
 
 mod common;
 
 use std::fs;
 use std::io::Write;
-use std::time::Duration;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use common::*;
 
@@ -141,4 +143,106 @@ fn locks_survive_the_lock_directory_being_cleaned() {
             fs::remove_file(&template).expect("the template exists between sessions");
         }
     }
+}
+
+/// Dates the file at `path` (not what it may link to) `secs` seconds back.
+fn age_by(path: &Path, secs: u64) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let then = libc::timespec {
+        tv_sec: (now.as_secs() - secs) as libc::time_t,
+        tv_nsec: 0,
+    };
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: `c` is NUL-terminated and `times` two valid timespecs, both outliving the call.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            [then, then].as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(r, 0, "utimensat {}", path.display());
+}
+
+/// cu and minicom create the lock before writing their PID in it: an empty one 10 s old is
+/// left over, not a writer mid-way.
+#[test]
+fn empty_lock_older_than_ten_seconds_is_taken_over_and_logged() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    fs::write(&lock, "").expect("write empty lock");
+    age_by(&lock, 60);
+    let c = session(&pty, addr);
+    assert_eq!(
+        fs::read_to_string(&lock).expect("lock"),
+        format!("{:10}\n", d.pid())
+    );
+    let line = d.log.wait_for("holding no PID", WAIT);
+    let line = line.unwrap_or_else(|| panic!("no info line:\n{}", d.log.all()));
+    assert!(
+        line.contains(&format!("removed stale lock {}", lock.display())),
+        "{line}"
+    );
+    let age: u64 = line
+        .strip_suffix(" s old")
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no age in {line:?}"));
+    // Dated sixty seconds back, and claimed within the bound of `session`.
+    assert!((60..=70).contains(&age), "{line}");
+    drop(c);
+    assert!(d.dir.wait_unlocked(WAIT));
+}
+
+#[test]
+fn young_empty_lock_means_busy_and_is_left_alone() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    fs::write(&lock, "").expect("write empty lock");
+    let before = fs::metadata(&lock).expect("stat lock");
+    assert_busy(addr, "client of a device with a young empty lock");
+    assert!(!pty.slave_open(), "busy device was opened");
+    let after = fs::metadata(&lock).expect("young lock removed");
+    assert_eq!(
+        (after.ino(), after.len(), after.mtime(), after.mtime_nsec()),
+        (before.ino(), 0, before.mtime(), before.mtime_nsec()),
+        "young lock touched"
+    );
+    assert_eq!(d.log.count("removed stale lock"), 0, "{}", d.log.all());
+}
+
+/// Opening a FIFO to read it blocks until a writer comes: it once held the claim forever.
+#[test]
+fn fifo_as_lock_file_is_busy_while_young_and_never_hangs_the_claim() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = one_device(&pty.slave, "", &[]);
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&lock)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", lock.display());
+    assert_busy(addr, "client of a device with a fifo as its lock");
+    let kind = fs::symlink_metadata(&lock)
+        .expect("young fifo removed")
+        .file_type();
+    assert!(kind.is_fifo(), "young fifo replaced");
+    age_by(&lock, 60);
+    let c = session(&pty, addr);
+    assert_eq!(
+        fs::read_to_string(&lock).expect("lock"),
+        format!("{:10}\n", d.pid())
+    );
+    assert!(
+        d.log.wait_for("holding no PID", WAIT).is_some(),
+        "{}",
+        d.log.all()
+    );
+    drop(c);
+    assert!(d.dir.wait_unlocked(WAIT));
 }
