@@ -144,18 +144,24 @@ impl crate::spare::Exhaustion for Error {
     }
 }
 
-/// Checks that locks can be made in `dir`: a directory the effective user may create files
-/// in. For start-up and reload, so that an unusable lock directory is told once, as what it
-/// is, and not as the failure of every claim.
+/// Checks that locks can be made in `dir`, for start-up and reload, so that an unusable lock
+/// directory is told once, as what it is, and not as the failure of every claim. The proof
+/// is the one every lock needs anyway: this process's template, written there now (again,
+/// if it went), as the user the daemon runs as.
 pub fn check_dir(dir: &Path) -> Result<(), Error> {
-    let err = |source| Error::Dir {
-        dir: dir.to_owned(),
-        source,
+    let err = |e| match e {
+        Error::Io { source, .. } => Error::Dir {
+            dir: dir.to_owned(),
+            source,
+        },
+        other => other,
     };
-    if !fs::metadata(dir).map_err(err)?.is_dir() {
-        return Err(err(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    let path = template_in(dir).map_err(err)?;
+    if fs::symlink_metadata(&path).is_err() {
+        remove_template();
+        template_in(dir).map_err(err)?;
     }
-    sys::access(dir, libc::W_OK | libc::X_OK).map_err(err)
+    Ok(())
 }
 
 /// The lock file for `device` in `dir`: `dir/LCK..<basename of the resolved path>`.
@@ -705,6 +711,7 @@ mod tests {
 
     #[test]
     fn lock_directory_is_checked_and_named() {
+        let _turn = one_dir_at_a_time();
         let (dir, dev) = scratch("dir");
         assert!(check_dir(&dir).is_ok());
         let missing = dir.join("missing");
@@ -718,6 +725,13 @@ mod tests {
         );
         let source = std::error::Error::source(&e).expect("OS error kept");
         assert!(source.to_string().contains("os error 2"), "{source}");
+        // A template that went (the directory was cleaned) is written again.
+        remove_template();
+        assert!(check_dir(&dir).is_ok());
+        let template = dir.join(format!("LTMP.{}", sys::getpid()));
+        fs::remove_file(&template).expect("the template is there");
+        assert!(check_dir(&dir).is_ok());
+        assert!(template.exists(), "template not written again");
         let e = check_dir(&dev).expect_err("a file");
         assert_eq!(
             e.to_string(),

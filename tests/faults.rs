@@ -485,7 +485,7 @@ fn a_reload_names_a_lock_directory_that_went_away() {
         .lock_dir(&lock_dir)
         .start();
     assert!(!d.log.all().contains("cannot use lock directory"));
-    std::fs::remove_dir(&lock_dir).expect("rmdir");
+    std::fs::remove_dir_all(&lock_dir).expect("rm -r");
     d.signal(libc::SIGHUP);
     let named = format!("cannot use lock directory {}", lock_dir.display());
     assert!(d.log.wait_for(&named, WAIT).is_some(), "{}", d.log.all());

@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -43,19 +44,25 @@ fn lock_is_named_after_the_resolved_device_not_the_symlink() {
 #[test]
 fn stale_lock_of_a_dead_process_is_reclaimed() {
     let pty = Pty::open().expect("pty");
-    let (d, addr) = one_device(&pty.slave, "", &[]);
     let mut dead = std::process::Command::new("true")
         .spawn()
         .expect("spawn true");
     let dead_pid = dead.id();
     dead.wait().expect("wait");
-    let lock = d.dir.join(&lock_name(&pty.slave));
-    fs::write(&lock, format!("{dead_pid:10}\n")).expect("write stale lock");
-    // A dead modemd's lock template goes too; a live process's stays.
-    let dead_template = d.dir.join(&format!("LTMP.{dead_pid}"));
-    let live_template = d.dir.join(&format!("LTMP.{}", std::process::id()));
+    // A dead modemd's lock template goes too (swept once, when the daemon makes its own at
+    // start-up); a live process's stays.
+    let dir = TempDir::new("stale");
+    let dead_template = dir.join(&format!("LTMP.{dead_pid}"));
+    let live_template = dir.join(&format!("LTMP.{}", std::process::id()));
     fs::write(&dead_template, format!("{dead_pid:10}\n")).expect("write dead template");
     fs::write(&live_template, "not modemd's").expect("write live template");
+    let port = free_port();
+    let d = Daemon::builder(&config_line(port, &pty.slave))
+        .dir(dir)
+        .start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let lock = d.dir.join(&lock_name(&pty.slave));
+    fs::write(&lock, format!("{dead_pid:10}\n")).expect("write stale lock");
     let c = session(&pty, addr);
     assert_eq!(
         fs::read_to_string(&lock).expect("lock"),

@@ -67,15 +67,6 @@ pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<O
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Whether the effective user and group may use `path` as `mode` asks (`W_OK`, `X_OK`, …):
-/// `faccessat` with `AT_EACCESS`, since `access(2)` asks for the real ones.
-pub fn access(path: &Path, mode: libc::c_int) -> io::Result<()> {
-    let c = cstring(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    cvt(unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) })?;
-    Ok(())
-}
-
 /// A new pseudo-terminal master (`posix_openpt`, `grantpt`, `unlockpt`), not our
 /// controlling tty, its slave ready to be opened.
 pub fn openpt() -> io::Result<OwnedFd> {
