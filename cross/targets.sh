@@ -77,6 +77,11 @@ cross_cflags() {
 #   -Wl,-z,max-page-size=4096        MIPS only: ld pads segments to 64 KiB by default (mipsel
 #                                    -53 KB). Router MIPS kernels use 4 KiB pages; a kernel
 #                                    built for 16/64 KiB pages would refuse the binary.
+#   -Wl,-z,common-page-size=64       MIPS: the data segment follows the code in the file
+#                                    instead of starting on the next 4 KiB boundary (its
+#                                    address still moves to a page of its own, so nothing is
+#                                    both writable and executable): 0-4 KiB of padding gone,
+#                                    mipsel 285,032 -> 283,176 bytes (2026-11-30).
 #   -Wl,-z,norelro                   no RELRO segment. Nothing would enforce it: musl applies
 #                                    RELRO in its dynamic linker only, never in a static
 #                                    binary. Its page alignment cost up to 4 KiB of file, in
@@ -89,7 +94,8 @@ cross_rustflags() {
     size="$size -C link-arg=-Wl,-z,norelro"
     case "$1" in
         mips*-unknown-linux-musl)
-            echo "$size -C relocation-model=static -C link-arg=-Wl,-z,max-page-size=4096"
+            echo "$size -C relocation-model=static -C link-arg=-Wl,-z,max-page-size=4096" \
+                "-C link-arg=-Wl,-z,common-page-size=64"
             ;;
         armv7-unknown-linux-musleabihf)
             echo "$size -C relocation-model=static"
