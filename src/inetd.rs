@@ -156,7 +156,7 @@ pub fn run(source: Source, lock_dir: PathBuf) -> Result<(), Error> {
         peer,
         spare: Spare::default(),
     };
-    session::serve(client, &pool, &refusals, &ctx);
+    session::serve(session::Handover::new(client), &pool, &refusals, &ctx);
     crate::lock::remove_template();
     Ok(())
 }

@@ -62,7 +62,10 @@ impl Refusals {
     /// When the count of suppressed lines is due, if there is one pending.
     pub fn due_in(&self) -> Option<Duration> {
         let w = self.window();
-        (w.suppressed > 0).then(|| Duration::from_secs(1).saturating_sub(w.start.elapsed()))
+        // Rounded up: poll counts whole milliseconds, and a timeout rounded down to zero
+        // would spin through the window's last fraction of a millisecond.
+        let left = Duration::from_secs(1).saturating_sub(w.start.elapsed());
+        (w.suppressed > 0).then(|| left + Duration::from_millis(1))
     }
 
     /// Logs the count of suppressed lines once their second is over.
@@ -99,6 +102,16 @@ impl Refusals {
                     due.signal();
                 }
             }
+        }
+    }
+}
+
+impl Drop for Refusals {
+    /// A port that stops listening (a reload) still owes its last count.
+    fn drop(&mut self) {
+        let w = self.window.get_mut().unwrap_or_else(|p| p.into_inner());
+        if w.suppressed > 0 {
+            crate::info!("{} more clients refused on {}", w.suppressed, self.listen);
         }
     }
 }

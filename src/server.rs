@@ -92,18 +92,24 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// tty until its carrier; `O_NOCTTY`, as a tty named by mistake must not become ours. The
 /// type is then asked of the open file, not of the path, which could change in between.
 fn open_regular(path: &str) -> io::Result<std::fs::File> {
+    // Asked of the path first too: a tty named by mistake (`-c /dev/ttyS1`) must not even be
+    // opened, which would raise its DTR.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
     let fd = sys::open(
         std::path::Path::new(path),
         libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
         0,
     )?;
     if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_regular());
     }
     Ok(std::fs::File::from(fd))
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
 }
 
 /// Reads and parses a config file; logs every problem. `None` if it is unusable.

@@ -60,14 +60,37 @@ pub struct Client {
     pub spare: Spare,
 }
 
+/// A client handed to a session thread. If the thread never runs it (none could be
+/// started), dropping it tells the client why, so no client is accepted only to be closed
+/// without a word.
+pub struct Handover(Option<Client>);
+
+impl Handover {
+    /// `client`, on its way to [`serve`].
+    pub fn new(client: Client) -> Handover {
+        Handover(Some(client))
+    }
+}
+
+impl Drop for Handover {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            tell(&c.stream, Refusal::Unavailable(Reason::Resources));
+        }
+    }
+}
+
 /// Serves one accepted client of `pool` until its session ends; a refusal is logged through
 /// `refusals`.
-pub fn serve(client: Client, pool: &Pool, refusals: &Refusals, ctx: &Context) {
-    let Client {
+pub fn serve(mut handover: Handover, pool: &Pool, refusals: &Refusals, ctx: &Context) {
+    let Some(Client {
         stream,
         peer,
         mut spare,
-    } = client;
+    }) = handover.0.take()
+    else {
+        return;
+    };
     let wake = match spare.retry(EventFd::new) {
         Ok(wake) => wake,
         Err(e) => {
@@ -85,6 +108,9 @@ pub fn serve(client: Client, pool: &Pool, refusals: &Refusals, ctx: &Context) {
     let Some(ticket) = ctx.registry.enter(Arc::clone(&ctl)) else {
         return;
     };
+    // For the resolver's socket or /etc/hosts: a lookup that fails for want of a descriptor
+    // would refuse a client that HOSTS admits by name.
+    spare.free_one();
     let resolver = SystemResolver;
     let who = acl::Client::new(peer.ip(), &resolver);
     let admitted: Vec<&Entry> = pool
@@ -136,7 +162,10 @@ pub fn serve(client: Client, pool: &Pool, refusals: &Refusals, ctx: &Context) {
         // Not past a shutdown: SIGTERM waits for sessions only so long.
         line.drain(DRAIN, || ctx.registry.closing());
     }
-    if matches!(end, End::DeviceGone | End::DeviceError(_) | End::Idle) {
+    if matches!(
+        end,
+        End::DeviceGone | End::DeviceError(_) | End::Idle | End::NoThread(_) | End::NoBuffer(_)
+    ) {
         // The client may still be there: tell it why the line went dead.
         let mut c = ctl.client();
         let _ = c.set_write_timeout(Some(LINGER));
@@ -206,31 +235,18 @@ fn claim<'p>(
                 }
                 Claim::Failed(e) => {
                     match &e {
-                        // Held, as far as anyone can tell; but odd enough to be told once.
-                        lock::Error::Unreadable { .. } => {
-                            busy = true;
-                            fault(
-                                ctx,
-                                peer,
-                                device,
-                                &format_args!("{}: {e}", device.display()),
-                            );
-                        }
+                        // Unreadable: held, as far as anyone can tell, but odd enough to be
+                        // told once.
+                        lock::Error::Unreadable { .. } | lock::Error::Busy { .. } => busy = true,
                         lock::Error::Io { source, .. } | lock::Error::Dir { source, .. } => {
                             unusable.get_or_insert(Reason::of_lock(source));
-                            fault(
-                                ctx,
-                                peer,
-                                device,
-                                &format_args!("{}: {e}", device.display()),
-                            );
                         }
                         lock::Error::Device { source, .. } => {
                             unusable.get_or_insert(Reason::of_device(source));
-                            fault(ctx, peer, device, &e);
                         }
-                        lock::Error::Busy { .. } => busy = true,
                     }
+                    let problem = format_args!("{}: {e}", device.display());
+                    fault(ctx, peer, device, &problem, e.out_of_fds());
                     continue;
                 }
             };
@@ -257,7 +273,8 @@ fn claim<'p>(
                 }
                 Err(e) => {
                     unusable.get_or_insert(Reason::of_device(e.io()));
-                    fault(ctx, peer, device, &format_args!("cannot open {e}"));
+                    let problem = format_args!("cannot open {e}");
+                    fault(ctx, peer, device, &problem, e.out_of_fds());
                     ticket.release(lock);
                 }
             }
@@ -280,9 +297,18 @@ fn claim<'p>(
 }
 
 /// Logs that `device` cannot be used: as an error when the problem is new for it, at the
-/// debug level for every client after.
-fn fault(ctx: &Context, peer: SocketAddr, device: &Path, problem: &dyn std::fmt::Display) {
-    if ctx.faults.failed(device, problem) {
+/// debug level for every client after. Running out of descriptors is the process's problem,
+/// not the device's, and is told by the accept thread.
+fn fault(
+    ctx: &Context,
+    peer: SocketAddr,
+    device: &Path,
+    problem: &dyn std::fmt::Display,
+    out_of_fds: bool,
+) {
+    if out_of_fds {
+        crate::debug!("{peer}: {problem}");
+    } else if ctx.faults.failed(device, problem) {
         crate::error!("{problem}");
     } else {
         crate::debug!("{peer}: {problem}");

@@ -12,9 +12,9 @@
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-/// Descriptors a session may need at once besides its socket: its eventfd, its device, and
-/// a lock file being read.
-pub const PER_SESSION: usize = 3;
+/// Descriptors a session may need besides its socket: its eventfd, the resolver's socket or
+/// `/etc/hosts` (for `HOSTS` names), its device, and a lock file being read.
+pub const PER_SESSION: usize = 4;
 
 /// Descriptors held back for a session; dropping it frees them.
 #[derive(Debug, Default)]

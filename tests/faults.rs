@@ -34,7 +34,8 @@ fn counts(d: &Daemon) -> (u64, u64) {
     (after(" in "), after(" out "))
 }
 
-/// Everything the master of `pty` can still read, until nothing came for a while.
+/// Everything the master of `pty` can still read once the device is closed: what is left,
+/// up to the end that a closed slave reads as (EIO, or poll's hang-up with nothing left).
 fn drain_master(pty: &Pty) -> usize {
     let mut total = 0;
     let mut buf = vec![0u8; 64 * 1024];
@@ -42,10 +43,10 @@ fn drain_master(pty: &Pty) -> usize {
     while Instant::now() < deadline {
         let ready = sys::poll(
             &[(std::os::fd::AsRawFd::as_raw_fd(&pty.master), Interest::Read)],
-            Some(Duration::from_millis(300)),
+            Some(WAIT),
         )
         .expect("poll");
-        if !ready[0].read {
+        if !ready[0].read && ready[0].hangup {
             break;
         }
         match sys::read(pty.master.as_fd(), &mut buf) {
@@ -124,10 +125,12 @@ fn in_count_is_what_the_device_received_when_cut_mid_stream() {
         seen += n;
     }
     d.signal(libc::SIGTERM);
+    // Counted once the session has ended: the device is closed by then, so what the master
+    // can still read is all that will ever come.
+    let (to_device, to_client) = counts(&d);
     seen += drain_master(&pty);
     drop(c);
     sender.join().expect("sender");
-    let (to_device, to_client) = counts(&d);
     assert_eq!(to_client, 0);
     assert_eq!(to_device, seen as u64, "in count vs bytes the device read");
 }
@@ -264,7 +267,13 @@ fn out_of_descriptors_clients_wait_instead_of_being_dropped() {
         }
     }
     drop(live);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // 2 s natively, as the issue asks; an emulated daemon is slower at everything.
+    let deadline = Instant::now()
+        + if emulated() {
+            WAIT
+        } else {
+            Duration::from_secs(2)
+        };
     let served = loop {
         let fates: Vec<Fate> = queued
             .iter_mut()
@@ -489,4 +498,41 @@ fn a_reload_names_a_lock_directory_that_went_away() {
     d.signal(libc::SIGHUP);
     let named = format!("cannot use lock directory {}", lock_dir.display());
     assert!(d.log.wait_for(&named, WAIT).is_some(), "{}", d.log.all());
+}
+
+/// A device another program holds with `flock` (pyserial's `exclusive=True`) is busy, not
+/// unavailable, whichever way modemd opens it.
+#[test]
+fn a_device_flocked_by_another_program_is_busy() {
+    for plain in [false, true] {
+        let pty = Pty::open().expect("pty");
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&pty.slave)
+            .expect("open the slave");
+        // SAFETY: flock on a descriptor we own.
+        let locked = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&holder),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        assert_eq!(locked, 0, "flock");
+        let port = free_port();
+        let env: &[(&str, &str)] = if plain {
+            &[("MODEMD_PLAIN_TERMIOS", "1")]
+        } else {
+            &[]
+        };
+        let d = Daemon::builder(&config_line(port, &pty.slave))
+            .env(env)
+            .start();
+        let got = assert_busy(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "client");
+        assert!(
+            !String::from_utf8_lossy(&got).contains("unavailable"),
+            "plain={plain}: {got:?}"
+        );
+        assert_eq!(errors_naming(&d, "flock"), 0, "{}", d.log.all());
+    }
 }

@@ -21,6 +21,7 @@ mod socket;
 pub use socket::{KEEPALIVE, bind, tune_socket};
 
 use crate::config::{Listen, Pool};
+use crate::fault::Reason;
 use crate::refusals::{Refusal, Refusals};
 use crate::session::{self, Context};
 use crate::spare::{PER_SESSION, Spare};
@@ -339,9 +340,7 @@ impl Starving {
             0 => String::new(),
             n => format!(" ({n} more times since the last report)"),
         };
-        crate::error!(
-            "cannot set descriptors aside for a client: {e}; accepting none until some are free{before}"
-        );
+        crate::error!("cannot serve a client: {e}; accepting none for now{before}");
         self.last = Some(Instant::now());
         self.unlogged = 0;
     }
@@ -349,7 +348,8 @@ impl Starving {
 
 /// Accepts one client of `l` (one per wake-up, so a busy port cannot starve the others),
 /// having first set aside the descriptors its session needs. An error: the process is out
-/// of descriptors (or memory), and nobody was accepted.
+/// of descriptors, memory or threads; nobody more can be served for now (a client accepted
+/// meanwhile has been told).
 fn accept_one(
     l: &mut Listener,
     ctx: &Arc<Context>,
@@ -379,23 +379,21 @@ fn accept_one(
                 Arc::clone(&l.refusals),
                 Arc::clone(ctx),
             );
-            let spare = spare.split_off(PER_SESSION);
-            let spawned = crate::thread::run(
-                c"session",
-                Box::new(move || {
-                    let _slot = slot;
-                    let client = session::Client {
-                        stream,
-                        peer,
-                        spare,
-                    };
-                    session::serve(client, &pool, &refusals, &ctx)
-                }),
-            );
-            if let Err(e) = spawned {
-                crate::error!("cannot start a session thread: {e}");
-            }
-            Ok(())
+            let handover = session::Handover::new(session::Client {
+                stream,
+                peer,
+                spare: spare.split_off(PER_SESSION),
+            });
+            let job = Box::new(move || {
+                let _slot = slot;
+                session::serve(handover, &pool, &refusals, &ctx)
+            });
+            // The job dropped unrun tells its client; like running out of descriptors, no
+            // thread means no more accepts for a moment.
+            crate::thread::run(c"session", job).inspect_err(|_| {
+                l.refusals
+                    .refused(peer, Refusal::Unavailable(Reason::Resources));
+            })
         }
         Err(e) => match e.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Err(e),

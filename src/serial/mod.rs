@@ -484,6 +484,11 @@ fn open_plain(device: &Path) -> Result<Port, (&'static str, io::Error)> {
     termios::set_exclusive(fd.as_fd(), true).map_err(|e| ("TIOCEXCL", e))?;
     if let Err(e) = termios::flock_exclusive(fd.as_fd()) {
         let _ = termios::set_exclusive(fd.as_fd(), false);
+        // Another program holds it (pyserial's exclusive=True): busy, as serialport says.
+        let e = match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::ResourceBusy, e),
+            _ => e,
+        };
         return Err(("flock", e));
     }
     Ok(Port::Plain(fd))
