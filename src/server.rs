@@ -92,9 +92,10 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// tty until its carrier; `O_NOCTTY`, as a tty named by mistake must not become ours. The
 /// type is then asked of the open file, not of the path, which could change in between.
 fn open_regular(path: &str) -> io::Result<std::fs::File> {
-    // Asked of the path first too: a tty named by mistake (`-c /dev/ttyS1`) must not even be
-    // opened, which would raise its DTR.
-    if !std::fs::metadata(path)?.is_file() {
+    // Asked of the path first too, through an O_PATH descriptor (which opens nothing): a tty
+    // named by mistake (`-c /dev/ttyS1`) must not even be opened, which would raise its DTR.
+    let probe = sys::open(std::path::Path::new(path), libc::O_PATH, 0)?;
+    if sys::fstat(probe.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(not_regular());
     }
     let fd = sys::open(

@@ -486,7 +486,7 @@ fn open_plain(device: &Path) -> Result<Port, (&'static str, io::Error)> {
         let _ = termios::set_exclusive(fd.as_fd(), false);
         // Another program holds it (pyserial's exclusive=True): busy, as serialport says.
         let e = match e.kind() {
-            io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::ResourceBusy, e),
+            io::ErrorKind::WouldBlock => io::Error::from(io::ErrorKind::ResourceBusy),
             _ => e,
         };
         return Err(("flock", e));
