@@ -110,7 +110,13 @@ pub fn serve(mut handover: Handover, pool: &Pool, refusals: &Refusals, ctx: &Con
     };
     // For the resolver's socket or /etc/hosts: a lookup that fails for want of a descriptor
     // would refuse a client that HOSTS admits by name.
-    spare.free_one();
+    if pool
+        .entries
+        .iter()
+        .any(|e| e.hosts.decide_by_address(peer.ip()).is_none())
+    {
+        spare.free_one();
+    }
     let resolver = SystemResolver;
     let who = acl::Client::new(peer.ip(), &resolver);
     let admitted: Vec<&Entry> = pool

@@ -7,18 +7,41 @@
 //! accepted and closed without a word. Now the accept thread first holds what a session will
 //! need, as duplicates of a descriptor it has anyway; if it cannot, it accepts nobody (the
 //! clients wait in the listen queue) until it can. An accepted client's session gets those
-//! duplicates and frees one each time it runs out: [`Spare::retry`].
+//! duplicates and frees one each time it runs out: [`Spare::retry`]. What a session did not
+//! need goes back to the accept thread when it drops its `Spare`, so that setting aside
+//! costs no system call while descriptors are plenty.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
 
 /// Descriptors a session may need besides its socket: its eventfd, the resolver's socket or
 /// `/etc/hosts` (for `HOSTS` names), its device, and a lock file being read.
 pub const PER_SESSION: usize = 4;
 
-/// Descriptors held back for a session; dropping it frees them.
+/// Descriptors held back for a session; dropping it gives them back for the next client.
 #[derive(Debug, Default)]
 pub struct Spare(Vec<OwnedFd>);
+
+/// Spares given back, for the next [`Spare::fill`]; at most two clients' worth, the rest
+/// closed, so that a burst of sessions leaves no hoard behind.
+static RETURNED: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+const RETURNED_MAX: usize = 2 * (PER_SESSION + 1);
+
+fn returned() -> MutexGuard<'static, Vec<OwnedFd>> {
+    RETURNED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut back = returned();
+        let room = RETURNED_MAX.saturating_sub(back.len());
+        back.extend(self.0.drain(..).take(room));
+    }
+}
 
 /// An error that can mean the process is out of descriptors.
 pub trait Exhaustion {
@@ -36,13 +59,19 @@ impl Spare {
     /// Holds `n` descriptors, duplicating `of` for the missing ones. An error means the
     /// process is out of descriptors; what could be had is kept.
     pub fn fill(&mut self, of: BorrowedFd<'_>, n: usize) -> io::Result<()> {
+        if self.0.len() < n {
+            let mut back = returned();
+            let take = (n - self.0.len()).min(back.len());
+            let from = back.len() - take;
+            self.0.extend(back.drain(from..));
+        }
         while self.0.len() < n {
             self.0.push(of.try_clone_to_owned()?);
         }
         Ok(())
     }
 
-    /// Frees one held descriptor for someone else; false if none was held.
+    /// Closes one held descriptor, for someone else to have; false if none was held.
     pub fn free_one(&mut self) -> bool {
         self.0.pop().is_some()
     }

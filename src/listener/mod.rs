@@ -300,7 +300,7 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
         if s.polled != Some(s.generation) {
             continue;
         }
-        if starved && spare.fill(shared.wake.as_fd(), PER_SESSION + 1).is_ok() {
+        if starved && spare.fill(shared.wake.as_fd(), PER_SESSION).is_ok() {
             starved = false;
             crate::debug!("descriptors free again: accepting clients");
         }
@@ -356,9 +356,9 @@ fn accept_one(
     spare: &mut Spare,
     wake: &EventFd,
 ) -> io::Result<()> {
-    spare.fill(wake.as_fd(), PER_SESSION + 1)?;
-    // Room for the accepted socket itself.
-    spare.free_one();
+    spare.fill(wake.as_fd(), PER_SESSION)?;
+    // The socket itself takes one more; with none left, accept fails with EMFILE and the
+    // client stays in the listen queue.
     match l.socket.accept() {
         Ok((stream, peer)) => {
             // A refusal by address costs no thread: a flood of strangers is accepted and
