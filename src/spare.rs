@@ -1,15 +1,17 @@
 //! Descriptors set aside for a client before it is accepted, so that a daemon at its
 //! descriptor limit never accepts a client only to drop it (DESIGN §3).
 //!
-//! Accepting takes one descriptor; serving takes a few more (the session's eventfd, its
-//! device, a lock file read). Near the limit, a burst of accepts used to take every free
-//! descriptor for sockets, and then no session could open its device: each client was
-//! accepted and closed without a word. Now the accept thread first holds what a session will
-//! need, as duplicates of a descriptor it has anyway; if it cannot, it accepts nobody (the
-//! clients wait in the listen queue) until it can. An accepted client's session gets those
-//! duplicates and frees one each time it runs out: [`Spare::retry`]. What a session did not
-//! need goes back to the accept thread when it drops its `Spare`, so that setting aside
-//! costs no system call while descriptors are plenty.
+//! Accepting takes one descriptor; serving takes a few more (the session's eventfd, the
+//! resolver's socket, its device, a lock file read). Near the limit, a burst of accepts used
+//! to take every free descriptor for sockets, and then no session could open its device:
+//! each client was accepted and closed without a word. Now the process keeps a reserve of
+//! duplicates of a descriptor it has anyway: [`PER_SESSION`] for every session still setting
+//! up, and as many again for the next client. The accept thread accepts only once the
+//! reserve is full ([`fill`]); if it cannot fill it, it accepts nobody (the clients wait in
+//! the listen queue) until it can. A session setting up that runs out frees one reserved
+//! descriptor and tries again ([`Spare::retry`]); once set up it gives up its [`Spare`], and
+//! the reserve shrinks back to what the next client needs. Connecting one client at a time
+//! thus costs no system call here: the next client's share is already there.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -19,28 +21,38 @@ use std::sync::{Mutex, MutexGuard};
 /// `/etc/hosts` (for `HOSTS` names), its device, and a lock file being read.
 pub const PER_SESSION: usize = 4;
 
-/// Descriptors held back for a session; dropping it gives them back for the next client.
-#[derive(Debug, Default)]
-pub struct Spare(Vec<OwnedFd>);
-
-/// Spares given back, for the next [`Spare::fill`]; at most two clients' worth, the rest
-/// closed, so that a burst of sessions leaves no hoard behind.
-static RETURNED: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
-const RETURNED_MAX: usize = 2 * (PER_SESSION + 1);
-
-fn returned() -> MutexGuard<'static, Vec<OwnedFd>> {
-    RETURNED.lock().unwrap_or_else(|p| p.into_inner())
+/// The reserved descriptors, and how many sessions setting up hold a share of them.
+struct Reserve {
+    fds: Vec<OwnedFd>,
+    shares: usize,
 }
 
-impl Drop for Spare {
-    fn drop(&mut self) {
-        if self.0.is_empty() {
-            return;
-        }
-        let mut back = returned();
-        let room = RETURNED_MAX.saturating_sub(back.len());
-        back.extend(self.0.drain(..).take(room));
+static RESERVE: Mutex<Reserve> = Mutex::new(Reserve {
+    fds: Vec::new(),
+    shares: 0,
+});
+
+fn reserve() -> MutexGuard<'static, Reserve> {
+    RESERVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Fills the reserve for the sessions setting up and one more client, duplicating `of`.
+/// An error means the process is out of descriptors; what could be had is kept.
+pub fn fill(of: BorrowedFd<'_>) -> io::Result<()> {
+    let mut r = reserve();
+    let want = PER_SESSION * (r.shares + 1);
+    while r.fds.len() < want {
+        let fd = of.try_clone_to_owned()?;
+        r.fds.push(fd);
     }
+    Ok(())
+}
+
+/// A session's share of the reserve while it sets up; dropping it gives the share back.
+/// The default holds none (inetd mode: one session, nothing to keep for another).
+#[derive(Debug, Default)]
+pub struct Spare {
+    held: bool,
 }
 
 /// An error that can mean the process is out of descriptors.
@@ -56,33 +68,18 @@ impl Exhaustion for io::Error {
 }
 
 impl Spare {
-    /// Holds `n` descriptors, duplicating `of` for the missing ones. An error means the
-    /// process is out of descriptors; what could be had is kept.
-    pub fn fill(&mut self, of: BorrowedFd<'_>, n: usize) -> io::Result<()> {
-        if self.0.len() < n {
-            let mut back = returned();
-            let take = (n - self.0.len()).min(back.len());
-            let from = back.len() - take;
-            self.0.extend(back.drain(from..));
-        }
-        while self.0.len() < n {
-            self.0.push(of.try_clone_to_owned()?);
-        }
-        Ok(())
+    /// A share of the reserve for a client just accepted (after a [`fill`]).
+    pub fn take() -> Spare {
+        reserve().shares += 1;
+        Spare { held: true }
     }
 
-    /// Closes one held descriptor, for someone else to have; false if none was held.
+    /// Closes one reserved descriptor, for this session to have; false if there is none.
     pub fn free_one(&mut self) -> bool {
-        self.0.pop().is_some()
+        self.held && reserve().fds.pop().is_some()
     }
 
-    /// Hands `n` of the held descriptors (or all, if fewer) over to a new holder.
-    pub fn split_off(&mut self, n: usize) -> Spare {
-        let keep = self.0.len().saturating_sub(n);
-        Spare(self.0.split_off(keep))
-    }
-
-    /// Runs `f`, and again after freeing a held descriptor if it failed for want of one.
+    /// Runs `f`, and again after freeing a reserved descriptor if it failed for want of one.
     pub fn retry<T, E: Exhaustion>(&mut self, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
         loop {
             match f() {
@@ -91,15 +88,16 @@ impl Spare {
             }
         }
     }
+}
 
-    /// How many descriptors are held.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+impl Drop for Spare {
+    fn drop(&mut self) {
+        if self.held {
+            let mut r = reserve();
+            r.shares = r.shares.saturating_sub(1);
+            let keep = PER_SESSION * (r.shares + 1);
+            r.fds.truncate(keep);
+        }
     }
 }
 
@@ -110,11 +108,15 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
-    fn retry_frees_one_spare_per_exhausted_try() {
+    fn shares_grow_the_reserve_and_retries_spend_it() {
         let fd = sys::EventFd::new().expect("eventfd");
-        let mut spare = Spare::default();
-        spare.fill(fd.as_fd(), 3).expect("fill");
-        assert_eq!(spare.len(), 3);
+        let held = || reserve().fds.len();
+        fill(fd.as_fd()).expect("fill");
+        let base = reserve().shares;
+        assert_eq!(held(), PER_SESSION * (base + 1));
+        let mut spare = Spare::take();
+        fill(fd.as_fd()).expect("fill");
+        assert_eq!(held(), PER_SESSION * (base + 2), "one share more");
         let mut tries = 0;
         let r: Result<(), io::Error> = spare.retry(|| {
             tries += 1;
@@ -125,11 +127,13 @@ mod tests {
             }
         });
         assert!(r.is_ok());
-        assert_eq!((tries, spare.len()), (3, 1));
+        assert_eq!(tries, 3);
+        assert_eq!(held(), PER_SESSION * (base + 2) - 2, "two spent");
         let r: Result<(), io::Error> = spare.retry(|| Err(io::Error::from_raw_os_error(libc::EIO)));
         assert!(r.is_err());
-        assert_eq!(spare.len(), 1, "other errors free nothing");
-        let handed = spare.split_off(4);
-        assert_eq!((handed.len(), spare.len()), (1, 0));
+        assert_eq!(held(), PER_SESSION * (base + 2) - 2, "other errors spend nothing");
+        drop(spare);
+        assert!(held() <= PER_SESSION * (base + 1), "the share is given back");
+        assert!(!Spare::default().free_one(), "no share, nothing to free");
     }
 }

@@ -24,7 +24,7 @@ use crate::config::{Listen, Pool};
 use crate::fault::Reason;
 use crate::refusals::{Refusal, Refusals};
 use crate::session::{self, Context};
-use crate::spare::{PER_SESSION, Spare};
+use crate::spare::{self, Spare};
 use crate::sys::{self, EventFd, Interest};
 
 /// Most client connections in flight at once (admission, busy reply or session), across
@@ -110,6 +110,9 @@ impl Acceptor {
             caught_up: Condvar::new(),
             wake: Arc::new(EventFd::new()?),
         });
+        // The first client's share, now: the idle daemon holds it from the start, so that
+        // its descriptor count is the same before and after sessions.
+        let _ = spare::fill(shared.wake.as_fd());
         let thread = {
             let (shared, ctx) = (Arc::clone(&shared), Arc::clone(ctx));
             crate::thread::spawn(
@@ -246,7 +249,6 @@ const STARVED_RETRY: Duration = Duration::from_millis(50);
 
 fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
     let mut fds: Vec<libc::pollfd> = Vec::new();
-    let mut spare = Spare::default();
     // Out of descriptors: the listeners are not polled (they would stay ready), and their
     // clients wait in the listen queue until descriptors are free again.
     let mut starved = false;
@@ -300,13 +302,13 @@ fn accept_loop(shared: &Shared, ctx: &Arc<Context>) {
         if s.polled != Some(s.generation) {
             continue;
         }
-        if starved && spare.fill(shared.wake.as_fd(), PER_SESSION).is_ok() {
+        if starved && spare::fill(shared.wake.as_fd()).is_ok() {
             starved = false;
             crate::debug!("descriptors free again: accepting clients");
         }
         for (l, p) in s.listeners.iter_mut().zip(sockets) {
             if p.revents != 0 && !starved {
-                if let Err(e) = accept_one(l, ctx, &mut spare, &shared.wake) {
+                if let Err(e) = accept_one(l, ctx, &shared.wake) {
                     starved = true;
                     starving.log(&e);
                 }
@@ -353,10 +355,9 @@ impl Starving {
 fn accept_one(
     l: &mut Listener,
     ctx: &Arc<Context>,
-    spare: &mut Spare,
     wake: &EventFd,
 ) -> io::Result<()> {
-    spare.fill(wake.as_fd(), PER_SESSION)?;
+    spare::fill(wake.as_fd())?;
     // The socket itself takes one more; with none left, accept fails with EMFILE and the
     // client stays in the listen queue.
     match l.socket.accept() {
@@ -382,7 +383,7 @@ fn accept_one(
             let handover = session::Handover::new(session::Client {
                 stream,
                 peer,
-                spare: spare.split_off(PER_SESSION),
+                spare: Spare::take(),
             });
             let job = Box::new(move || {
                 let _slot = slot;
