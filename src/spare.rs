@@ -131,9 +131,16 @@ mod tests {
         assert_eq!(held(), PER_SESSION * (base + 2) - 2, "two spent");
         let r: Result<(), io::Error> = spare.retry(|| Err(io::Error::from_raw_os_error(libc::EIO)));
         assert!(r.is_err());
-        assert_eq!(held(), PER_SESSION * (base + 2) - 2, "other errors spend nothing");
+        assert_eq!(
+            held(),
+            PER_SESSION * (base + 2) - 2,
+            "other errors spend nothing"
+        );
         drop(spare);
-        assert!(held() <= PER_SESSION * (base + 1), "the share is given back");
+        assert!(
+            held() <= PER_SESSION * (base + 1),
+            "the share is given back"
+        );
         assert!(!Spare::default().free_one(), "no share, nothing to free");
     }
 }

@@ -504,7 +504,7 @@ fn a_reload_names_a_lock_directory_that_went_away() {
 /// unavailable, whichever way modemd opens it.
 #[test]
 fn a_device_flocked_by_another_program_is_busy() {
-    for plain in [false, true] {
+    for (path, env) in OPEN_PATHS {
         let pty = Pty::open().expect("pty");
         let holder = std::fs::OpenOptions::new()
             .read(true)
@@ -520,18 +520,13 @@ fn a_device_flocked_by_another_program_is_busy() {
         };
         assert_eq!(locked, 0, "flock");
         let port = free_port();
-        let env: &[(&str, &str)] = if plain {
-            &[("MODEMD_PLAIN_TERMIOS", "1")]
-        } else {
-            &[]
-        };
         let d = Daemon::builder(&config_line(port, &pty.slave))
             .env(env)
             .start();
         let got = assert_busy(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "client");
         assert!(
             !String::from_utf8_lossy(&got).contains("unavailable"),
-            "plain={plain}: {got:?}"
+            "{path}: {got:?}"
         );
         assert_eq!(errors_naming(&d, "flock"), 0, "{}", d.log.all());
     }

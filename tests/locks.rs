@@ -152,26 +152,20 @@ fn locks_survive_the_lock_directory_being_cleaned() {
     }
 }
 
-/// Dates the file at `path` (not what it may link to) `secs` seconds back.
+/// Dates the file at `path` (not what it may link to) `secs` seconds back, as `touch -h`.
 fn age_by(path: &Path, secs: u64) {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock after 1970");
-    let then = libc::timespec {
-        tv_sec: (now.as_secs() - secs) as libc::time_t,
-        tv_nsec: 0,
-    };
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
-    // SAFETY: `c` is NUL-terminated and `times` two valid timespecs, both outliving the call.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            [then, then].as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    assert_eq!(r, 0, "utimensat {}", path.display());
+    let out = run_bounded(
+        std::process::Command::new("touch")
+            .arg("-h")
+            .arg("-d")
+            .arg(format!("@{}", now.as_secs() - secs))
+            .arg(path),
+        WAIT,
+    );
+    assert!(out.status.success(), "touch {}: {out:?}", path.display());
 }
 
 /// cu and minicom create the lock before writing their PID in it: an empty one 10 s old is

@@ -203,22 +203,14 @@ fn the_device_is_exclusive_while_a_session_holds_it() {
         eprintln!("note: not root; an exclusive tty cannot be opened beside the session");
         return;
     }
-    for plain in [false, true] {
+    for (path, env) in OPEN_PATHS {
         let pty = Pty::open().expect("pty");
         let port = free_port();
-        let env: &[(&str, &str)] = if plain {
-            &[("MODEMD_PLAIN_TERMIOS", "1")]
-        } else {
-            &[]
-        };
         let d = Daemon::builder(&config_line(port, &pty.slave))
             .env(env)
             .start();
         let c = session(&pty, SocketAddr::from(([127, 0, 0, 1], port)));
-        assert!(
-            exclusive(&pty.slave),
-            "not exclusive (plain termios: {plain})"
-        );
+        assert!(exclusive(&pty.slave), "not exclusive ({path})");
         drop(c);
         assert!(d.log.wait_for("session end", WAIT).is_some());
         assert!(pty.wait_hangup(WAIT));

@@ -352,11 +352,7 @@ impl Starving {
 /// having first set aside the descriptors its session needs. An error: the process is out
 /// of descriptors, memory or threads; nobody more can be served for now (a client accepted
 /// meanwhile has been told).
-fn accept_one(
-    l: &mut Listener,
-    ctx: &Arc<Context>,
-    wake: &EventFd,
-) -> io::Result<()> {
+fn accept_one(l: &mut Listener, ctx: &Arc<Context>, wake: &EventFd) -> io::Result<()> {
     spare::fill(wake.as_fd())?;
     // The socket itself takes one more; with none left, accept fails with EMFILE and the
     // client stays in the listen queue.

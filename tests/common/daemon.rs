@@ -311,6 +311,13 @@ impl<'a> DaemonBuilder<'a> {
     }
 }
 
+/// The two ways modemd opens a device, as the environment that selects each: through
+/// serialport, and with plain open(2) and termios (what qemu-user and old kernels get).
+pub const OPEN_PATHS: [(&str, &[(&str, &str)]); 2] = [
+    ("serialport", &[]),
+    ("plain termios", &[("MODEMD_PLAIN_TERMIOS", "1")]),
+];
+
 /// A daemon sharing `device` alone on a fresh loopback port (see [`config_entry`] for
 /// `options`), with `args` on its command line; and the address to connect to.
 pub fn one_device(device: &Path, options: &str, args: &[&str]) -> (Daemon, SocketAddr) {
