@@ -51,7 +51,8 @@ fn options() -> getopts::Options {
     o.optopt(
         "o",
         "",
-        "line options in inetd mode: idle=SECONDS,flow=none|rtscts|xonxoff,hangup=MS|off",
+        "line options in inetd mode: idle=SECONDS,flow=none|rtscts|xonxoff,hangup=MS|off,\
+         rfc2217=on|fixed",
         "OPTIONS",
     );
     o.optflag("V", "", "print the version");

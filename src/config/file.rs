@@ -298,7 +298,7 @@ nosuchservice /dev/ttyS8 115200,8,N,1 10.0.0.1
                 "m.conf:11: missing fields (expected LISTEN DEVICE SETTINGS [HOSTS])",
                 "m.conf:12: bad settings '115200,8,N' (expected BAUD,DATABITS,PARITY,STOPBITS such as 115200,8,N,1)",
                 "m.conf:13: unknown option 'idel=5' (known: idle=SECONDS, flow=none|rtscts|xonxoff, \
-                 hangup=MS|off)",
+                 hangup=MS|off, rfc2217=on|fixed)",
                 "m.conf:14: bad listen address '1.2.3:5806' (expected PORT, ADDRESS:PORT, [IPV6]:PORT or a service name)",
             ]
         );

@@ -30,7 +30,7 @@ use crate::acl::HostList;
 pub use error::{Error, ErrorKind, Warning};
 pub use file::parse;
 pub use listen::Listen;
-pub use options::{DEFAULT_HANGUP, Flow, Hangup, MAX_HANGUP, Options};
+pub use options::{DEFAULT_HANGUP, Flow, Hangup, MAX_HANGUP, Options, Rfc2217};
 pub use settings::{Parity, Settings};
 
 /// Longest line accepted, in bytes.

@@ -31,6 +31,8 @@ pub struct Options {
     pub flow: Flow,
     /// `hangup=`: how the line is left when a session ends.
     pub hangup: Hangup,
+    /// `rfc2217=`: raw bytes, or Telnet with COM-PORT-OPTION.
+    pub rfc2217: Rfc2217,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             idle: None,
             flow: Flow::None,
             hangup: Hangup::Hold(DEFAULT_HANGUP),
+            rfc2217: Rfc2217::Off,
         }
     }
 }
@@ -65,6 +68,18 @@ pub enum Hangup {
     Off,
 }
 
+/// What a client speaks on a line (`rfc2217=`, DESIGN §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rfc2217 {
+    /// Not given: raw bytes both ways, no Telnet.
+    #[default]
+    Off,
+    /// `on`: Telnet with COM-PORT-OPTION (RFC 2217); clients may set the line.
+    On,
+    /// `fixed`: COM-PORT-OPTION, but clients are told the settings and cannot change them.
+    Fixed,
+}
+
 impl Hangup {
     /// How long the device is held after a session: zero for `off`.
     pub fn hold(self) -> Duration {
@@ -81,6 +96,16 @@ impl fmt::Display for Flow {
             Flow::None => "none",
             Flow::RtsCts => "rtscts",
             Flow::XonXoff => "xonxoff",
+        })
+    }
+}
+
+impl fmt::Display for Rfc2217 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rfc2217::Off => "off",
+            Rfc2217::On => "on",
+            Rfc2217::Fixed => "fixed",
         })
     }
 }
@@ -119,6 +144,12 @@ pub(super) const TABLE: &[Row] = &[
         expected: "milliseconds, 0 to 10000, or off",
         set: set_hangup,
     },
+    Row {
+        name: "rfc2217",
+        help: "rfc2217=on|fixed",
+        expected: "on or fixed",
+        set: set_rfc2217,
+    },
 ];
 
 // `read` keeps the keys it has seen as bits of a u32.
@@ -146,6 +177,15 @@ fn set_hangup(options: &mut Options, value: &str) -> Option<()> {
         ms => Hangup::Hold(Duration::from_millis(
             number(ms).filter(|&ms| ms <= MAX_HANGUP_MS)?.into(),
         )),
+    };
+    Some(())
+}
+
+fn set_rfc2217(options: &mut Options, value: &str) -> Option<()> {
+    options.rfc2217 = match value {
+        "on" => Rfc2217::On,
+        "fixed" => Rfc2217::Fixed,
+        _ => return None,
     };
     Some(())
 }
@@ -226,7 +266,7 @@ mod tests {
         assert_eq!(
             ErrorKind::BadOption("nope=1".into()).to_string(),
             "unknown option 'nope=1' (known: idle=SECONDS, flow=none|rtscts|xonxoff, \
-             hangup=MS|off)"
+             hangup=MS|off, rfc2217=on|fixed)"
         );
     }
 
@@ -235,8 +275,8 @@ mod tests {
         let o = list("idle=5").expect("idle");
         assert_eq!(o.idle, Some(Duration::from_secs(5)));
         assert_eq!(
-            (o.flow, o.hangup),
-            (Flow::None, Hangup::Hold(DEFAULT_HANGUP))
+            (o.flow, o.hangup, o.rfc2217),
+            (Flow::None, Hangup::Hold(DEFAULT_HANGUP), Rfc2217::Off)
         );
         assert_eq!(DEFAULT_HANGUP, Duration::from_millis(500));
     }
@@ -265,16 +305,39 @@ mod tests {
     }
 
     #[test]
+    fn rfc2217_values() {
+        assert_eq!(list("rfc2217=on").map(|o| o.rfc2217), Ok(Rfc2217::On));
+        assert_eq!(list("rfc2217=fixed").map(|o| o.rfc2217), Ok(Rfc2217::Fixed));
+        // Off is the default, not a value: a line without the option is raw.
+        for bad in ["off", "ON", "yes", "1", ""] {
+            assert_eq!(
+                list(&format!("rfc2217={bad}")),
+                Err(format!("bad rfc2217 '{bad}' (expected on or fixed)"))
+            );
+        }
+        assert_eq!(
+            list("rfc2217=on,rfc2217=fixed"),
+            Err("option rfc2217 given twice".into())
+        );
+        // `-t` and the logs write it as the config word.
+        let words = [Rfc2217::Off, Rfc2217::On, Rfc2217::Fixed].map(|r| r.to_string());
+        assert_eq!(words, ["off", "on", "fixed"]);
+    }
+
+    #[test]
     fn option_list_reads_like_the_options_of_a_line() {
-        let o = list("flow=rtscts,hangup=1000,idle=604800").expect("three options");
+        let o = list("flow=rtscts,hangup=1000,idle=604800,rfc2217=fixed").expect("four options");
         assert_eq!(o.idle, Some(Duration::from_secs(604_800)));
         assert_eq!(o.flow, Flow::RtsCts);
         assert_eq!(o.hangup, Hangup::Hold(Duration::from_secs(1)));
+        assert_eq!(o.rfc2217, Rfc2217::Fixed);
+        // inetd mode's `-o rfc2217=on`: the option alone.
+        assert_eq!(list("rfc2217=on").map(|o| o.rfc2217), Ok(Rfc2217::On));
         assert_eq!(
             list("idle=5,idel=5"),
             Err(
                 "unknown option 'idel=5' (known: idle=SECONDS, flow=none|rtscts|xonxoff, \
-                 hangup=MS|off)"
+                 hangup=MS|off, rfc2217=on|fixed)"
                     .into()
             )
         );
