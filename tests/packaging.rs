@@ -111,6 +111,7 @@ config port 'modem'
 \toption idle '600'
 \toption flow 'rtscts'
 \toption hangup '1000'
+\toption rfc2217 'on'
 
 config port
 \toption enabled '1'
@@ -119,6 +120,7 @@ config port
 \toption settings '9600,8,N,1'
 \tlist hosts '::1'
 \toption hangup 'off'
+\toption rfc2217 'fixed'
 
 config port 'spare'
 \toption enabled '0'
@@ -129,12 +131,12 @@ config port 'spare'
     let (text, procd, conf, _dir) = translate(uci);
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     // Every option reaches the output: listen, device, baud/databits/parity/stopbits or
-    // settings, each hosts item, idle, flow, hangup; a disabled section does not.
+    // settings, each hosts item, idle, flow, hangup, rfc2217; a disabled section does not.
     assert_eq!(
         lines,
         [
-            "5800 /dev/ttyS1 57600,7,E,2 *.foo.org,192.168.2.0/24 idle=600 flow=rtscts hangup=1000",
-            "127.0.0.1:2006 /dev/ttyUSB0 9600,8,N,1 ::1 hangup=off",
+            "5800 /dev/ttyS1 57600,7,E,2 *.foo.org,192.168.2.0/24 idle=600 flow=rtscts hangup=1000 rfc2217=on",
+            "127.0.0.1:2006 /dev/ttyUSB0 9600,8,N,1 ::1 hangup=off rfc2217=fixed",
         ]
     );
     let out = run_bounded(modemd_command().arg("-t").arg("-c").arg(&conf), START);
