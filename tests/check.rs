@@ -60,7 +60,7 @@ fn the_shipped_example_passes() {
         "/etc/modemd.conf.example"
     ))
     .expect("read the example");
-    assert_valid(&text, "3 listeners, 4 devices");
+    assert_valid(&text, "4 listeners, 5 devices");
 }
 
 #[test]
