@@ -1,6 +1,7 @@
 //! What ships beside the binary: the OpenWrt init script's UCI translation and the .ipk, the
 //! SysV init script driving a real modemd, the systemd unit, the man pages, and shellcheck
-//! over every shell script. The tools these tests call are installed by .ci/run.
+//! over every shell script; and that the RFC 2217 peers are there. The tools these tests call
+//! are installed by .ci/run.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::peers::pyserial;
 use common::*;
 
 fn root() -> PathBuf {
@@ -35,6 +37,23 @@ fn run_ok(cmd: &mut Command) -> String {
     );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
+}
+
+/// The RFC 2217 tests' peers: without them those tests cannot run, so say so here, once.
+#[test]
+fn rfc2217_peers_are_installed() {
+    // Debian's own pyserial (python3-serial), the one DESIGN §4 must work with.
+    let out = pyserial("import serial; print(serial.__file__)", START);
+    let path = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && path.starts_with("/usr/lib/python3/dist-packages/serial/"),
+        "no Debian pyserial for /usr/bin/python3 (apt-get install python3-serial): {path}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        Path::new("/usr/bin/gensiot").exists(),
+        "no gensiot (apt-get install gensio-bin)"
+    );
 }
 
 #[test]

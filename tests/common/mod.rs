@@ -5,6 +5,7 @@
 //! - `lagging.rs`: a modem that echoes late, for reconnects and stale bytes.
 //! - `daemon.rs`: the binaries as children (modemd, modem-sim, any command), their logs.
 //! - `net.rs`: loopback ports and clients with timeouts.
+//! - `peers.rs`: other programs the tests talk to (Debian's Python with pyserial).
 //! - here: the bounds on waits, temporary directories, config lines, test data.
 //!
 //! The binaries under test come from Cargo (`CARGO_BIN_EXE_*`) unless `MODEMD_BIN` /
@@ -18,6 +19,7 @@
 mod daemon;
 pub mod lagging;
 mod net;
+pub mod peers;
 mod pty;
 
 pub use daemon::*;
