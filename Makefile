@@ -66,11 +66,12 @@ bench:
 		cross/build.sh x86_64-unknown-linux-musl; else rm -f dist/x86_64-unknown-linux-musl/modemd; fi
 	$(if $(QUICK),BENCH_QUICK=1) $(CARGO) bench --bench relay --bench flood --bench compare
 
-# The parsers under libFuzzer. Needs the nightly toolchain (rustup) and cargo-fuzz, which
-# is installed when missing. Inputs that crashed once are unit tests beside the parsers.
+# The parsers and the Telnet decoder under libFuzzer. Needs the nightly toolchain (rustup)
+# and cargo-fuzz, which is installed when missing. Inputs that crashed once are unit tests
+# beside the parsers.
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p target && cd fuzz && for t in config hosts dns; do \
+	mkdir -p target && cd fuzz && for t in config hosts dns telnet; do \
 		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 			2>&1 | tee ../target/fuzz-$$t.log | grep -E '^#[0-9]+ +DONE|^Done|ERROR|panicked' ; \
 		grep -q 'ERROR\|panicked' ../target/fuzz-$$t.log && exit 1; \

@@ -31,4 +31,5 @@ pub mod session;
 pub mod spare;
 pub mod sys;
 pub mod syslog;
+pub mod telnet;
 pub mod thread;
