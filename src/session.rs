@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acl;
-use crate::config::{Entry, Pool};
+use crate::comport::ComPort;
+use crate::config::{Entry, Pool, Rfc2217};
 use crate::fault::{Faults, Reason};
 use crate::hangup;
 use crate::lock::{self, UucpLock};
@@ -138,8 +139,6 @@ pub fn serve(mut handover: Handover, pool: &Pool, refusals: &Refusals, ctx: &Con
         return;
     }
     let claimed = claim(&admitted, ctx, &ticket, &ctl, peer, &mut spare);
-    // Set up: what was set aside is free for the next client.
-    drop(spare);
     let (entry, lock, line) = match claimed {
         Ok(claimed) => claimed,
         Err(why) => {
@@ -149,11 +148,32 @@ pub fn serve(mut handover: Handover, pool: &Pool, refusals: &Refusals, ctx: &Con
             return;
         }
     };
-    if ctl.stopped() {
-        drop(line);
-        ticket.release(lock);
-        return;
-    }
+    // An `rfc2217` line's answers wait for its writer behind an eventfd of their own.
+    let port = match entry.options.rfc2217 {
+        Rfc2217::Off => Ok(None),
+        mode => spare.retry(EventFd::new).map(|ready| {
+            let fixed = mode == Rfc2217::Fixed;
+            Some(Arc::new(ComPort::new(&line, &entry.device, fixed, ready)))
+        }),
+    };
+    // Set up: what was set aside is free for the next client.
+    drop(spare);
+    let port = match port {
+        Ok(port) if !ctl.stopped() => port,
+        other => {
+            drop(line);
+            ticket.release(lock);
+            if other.is_err() {
+                refuse(
+                    ctl.client(),
+                    peer,
+                    refusals,
+                    Refusal::Unavailable(Reason::Resources),
+                );
+            }
+            return;
+        }
+    };
     crate::info!(
         "session start: {peer} on {} -> {} ({})",
         pool.listen,
@@ -162,7 +182,11 @@ pub fn serve(mut handover: Handover, pool: &Pool, refusals: &Refusals, ctx: &Con
     );
     let start = Instant::now();
     let line = Arc::new(line);
-    let totals = relay::run(&ctl, &line, entry.options.idle);
+    let totals = match &port {
+        None => relay::run(&ctl, &line, entry.options.idle),
+        Some(port) => relay::telnet::run(&ctl, &line, entry.options.idle, port),
+    };
+    drop(port);
     let end = ctl.take_end().unwrap_or(End::ClientClosed);
     if matches!(end, End::ClientClosed) {
         // Not past a shutdown: SIGTERM waits for sessions only so long.

@@ -338,11 +338,10 @@ impl Starving {
             self.unlogged += 1;
             return;
         }
-        let before = match self.unlogged {
-            0 => String::new(),
-            n => format!(" ({n} more times since the last report)"),
-        };
-        crate::error!("cannot serve a client: {e}; accepting none for now{before}");
+        crate::error!(
+            "cannot serve a client: {e}; accepting none for now ({} times since the last report)",
+            self.unlogged + 1
+        );
         self.last = Some(Instant::now());
         self.unlogged = 0;
     }

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use crate::serial::Line;
 use crate::sys::{self, EventFd, Interest, Pages};
 
+pub mod telnet;
+
 /// The device side of a relay: a non-blocking descriptor, and what its end means.
 pub trait Device: AsFd + Send + Sync + 'static {
     /// Why the session ends when the device reads end of file or `EIO`, or polls hung up.
@@ -235,16 +237,30 @@ impl Activity {
 /// that long); returns what moved. The reason is left in `ctl` for the caller, and the other
 /// direction has let go of `line` by the time this returns.
 pub fn run<D: Device>(ctl: &Arc<Control>, line: &Arc<D>, idle: Option<Duration>) -> Totals {
+    let shared = Arc::clone(line);
+    pump(
+        ctl,
+        Box::new(move |ctl| device_to_client(ctl, &*shared, idle)),
+        &|ctl| client_to_device(ctl, &**line),
+    )
+}
+
+/// The device → client direction, on its own thread; it owns its reference to the line.
+type ToClient = Box<dyn FnOnce(&Control) -> u64 + Send>;
+
+/// Runs `to_client` on a second thread and `to_device` on this one until the session ends;
+/// each returns what it moved. Not generic: one copy serves raw and Telnet lines.
+fn pump(ctl: &Arc<Control>, to_client: ToClient, to_device: &dyn Fn(&Control) -> u64) -> Totals {
     // `idle=` counts from here, not from the accept: admission (DNS) and the claim can take
     // seconds.
     ctl.activity.touch();
     let (promise, outcome) = crate::thread::promise();
     let job = {
-        let (ctl, line) = (Arc::clone(ctl), Arc::clone(line));
+        let ctl = Arc::clone(ctl);
         Box::new(move || {
-            let n = device_to_client(&ctl, &*line, idle);
-            // Before the result: the session hangs up when it drops the last reference.
-            drop(line);
+            // The call consumes the closure and its reference to the line: the session hangs
+            // up when it drops the last one, so that goes before the result.
+            let n = to_client(&ctl);
             promise.keep(n);
         })
     };
@@ -256,7 +272,7 @@ pub fn run<D: Device>(ctl: &Arc<Control>, line: &Arc<D>, idle: Option<Duration>)
         ctl,
         outcome: &outcome,
     };
-    let to_device = client_to_device(ctl, &**line);
+    let to_device = to_device(ctl);
     drop(on_unwind);
     // A job that panicked has been reported by the panic hook; its count is lost, the
     // session is not.
