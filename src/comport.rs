@@ -45,6 +45,7 @@ pub struct ComPort {
     modem: AtomicU8,
     dtr: AtomicBool,
     rts: AtomicBool,
+    brk: AtomicBool,
     /// FLOWCONTROL-SUSPEND: the client wants no data for now.
     suspended: AtomicBool,
 }
@@ -66,6 +67,7 @@ impl ComPort {
             // The session raised both when it opened the line.
             dtr: AtomicBool::new(true),
             rts: AtomicBool::new(true),
+            brk: AtomicBool::new(false),
             suspended: AtomicBool::new(false),
         }
     }
@@ -261,10 +263,14 @@ impl ComPort {
                 }
                 flow_code(line.flow().unwrap_or(Flow::None), base)
             }
-            4 => 5 + u8::from(!line.break_on()),
+            // BREAK, DTR and RTS are answered as asked even where the device (or an emulator)
+            // cannot do them: a refusal would fail the client's open or send_break, and
+            // there is no line to disagree.
+            4 => 5 + u8::from(!self.brk.load(Relaxed)),
             5 | 6 => {
                 report(line.set_break(code == 5), "break");
-                5 + u8::from(!line.break_on())
+                self.brk.store(code == 5, Relaxed);
+                code
             }
             7 => 8 + u8::from(!self.dtr.load(Relaxed)),
             8 | 9 => {

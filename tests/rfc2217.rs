@@ -66,13 +66,22 @@ s.close()
 
 /// What the test says back to the client on the device side, line by line, while checking
 /// the line's termios: the client tells what it just set, the test checks and answers `ok`.
-fn serve_checks(pty: &Pty, mut check: impl FnMut(&str, &libc::termios)) -> Vec<String> {
+/// If `client` has not told `done` by the deadline, it is killed and what it said shown.
+fn serve_checks(
+    pty: &Pty,
+    client: &mut Child,
+    mut check: impl FnMut(&str, &libc::termios),
+) -> Vec<String> {
     let master = pty.master.try_clone().expect("dup master");
     let mut seen = Vec::new();
     let mut pending = Vec::new();
     let deadline = Instant::now() + WAIT * 4;
     loop {
-        assert!(Instant::now() < deadline, "checks did not finish: {seen:?}");
+        if Instant::now() >= deadline || matches!(client.try_wait(), Ok(Some(_))) {
+            let _ = client.kill();
+            let said = said(client);
+            panic!("checks did not finish: {seen:?}; the client said: {said}");
+        }
         let got = pty.read_for(1, Duration::from_millis(100));
         pending.extend_from_slice(&got);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
@@ -108,9 +117,9 @@ fn spawn_python(addr: SocketAddr, script: &str) -> ChildGuard {
     )
 }
 
-/// Waits for `child` to exit 0, at most `timeout`; panics with what it said otherwise.
-fn assert_exits_ok(child: &mut Child, timeout: Duration) {
-    let ok = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+/// Everything a finished (or killed) child wrote.
+fn said(child: &mut Child) -> String {
+    let _ = child.wait();
     let mut said = String::new();
     if let Some(out) = child.stdout.as_mut() {
         let _ = out.read_to_string(&mut said);
@@ -118,6 +127,16 @@ fn assert_exits_ok(child: &mut Child, timeout: Duration) {
     if let Some(err) = child.stderr.as_mut() {
         let _ = err.read_to_string(&mut said);
     }
+    said
+}
+
+/// Waits for `child` to exit 0, at most `timeout`; panics with what it said otherwise.
+fn assert_exits_ok(child: &mut Child, timeout: Duration) {
+    let ok = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+    if !ok {
+        let _ = child.kill();
+    }
+    let said = said(child);
     assert!(ok, "client still running: {said}");
     let status = child.try_wait().ok().flatten();
     assert!(status.is_some_and(|s| s.success()), "client failed: {said}");
@@ -152,7 +171,7 @@ told(b"done")
 s.close()
 "#,
     );
-    let seen = serve_checks(&pty, |line, t| {
+    let seen = serve_checks(&pty, &mut client.0, |line, t| {
         if let Some(b) = line.strip_prefix("baud ") {
             let want = match b {
                 "9600" => libc::B9600,
@@ -186,7 +205,7 @@ s.write(b"done\n")
 assert s.read_until(b"ok\n").endswith(b"ok\n")
 "#,
     );
-    serve_checks(&pty, |_, t| {
+    serve_checks(&pty, &mut client.0, |_, t| {
         assert_eq!(speed(t), libc::B115200, "a fixed line changed speed");
     });
     assert_exits_ok(&mut client.0, WAIT * 2);
