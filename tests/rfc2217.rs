@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
@@ -267,13 +267,7 @@ fn gensio_moves_data_both_ways() {
             .expect("run gensiot (Debian's gensio-bin)"),
     );
     let mut stdin = child.0.stdin.take().expect("stdin");
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
+    let rx = first_line(child.0.stdout.take().expect("stdout"));
     stdin.write_all(b"hello through gensio\n").expect("write");
     let line = rx.recv_timeout(WAIT * 2).expect("no echo through gensiot");
     assert_eq!(line, "hello through gensio\n");

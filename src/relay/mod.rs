@@ -305,28 +305,40 @@ fn client_to_device(ctl: &Control, line: &impl Device) -> u64 {
 
 fn copy_to_device(ctl: &Control, line: &impl Device, buf: &mut [u8]) -> u64 {
     let mut total = 0u64;
-    let mut client = ctl.client();
+    while let Some(n) = read_client(ctl, buf) {
+        if !deliver(ctl, line, &buf[..n], &mut total) {
+            break;
+        }
+    }
+    total
+}
+
+/// Reads what the client sent into `buf`; `None` once the session is to end (why is
+/// recorded in `ctl`).
+fn read_client(ctl: &Control, buf: &mut [u8]) -> Option<usize> {
     loop {
-        let n = match client.read(buf) {
-            Ok(0) => {
-                ctl.stop(End::ClientClosed);
-                return total;
+        match ctl.client().read(buf) {
+            Ok(0) => ctl.stop(End::ClientClosed),
+            Ok(n) => {
+                ctl.activity.touch();
+                return Some(n);
             }
-            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                ctl.stop(End::ClientError(e));
-                return total;
-            }
-        };
-        ctl.activity.touch();
-        match write_device(ctl, line, &buf[..n], &mut total) {
-            Ok(()) => {}
-            Err(Some(end)) => {
+            Err(e) => ctl.stop(End::ClientError(e)),
+        }
+        return None;
+    }
+}
+
+/// [`write_device`], ending the session on a failure; false once the session is to end.
+fn deliver(ctl: &Control, line: &impl Device, data: &[u8], total: &mut u64) -> bool {
+    match write_device(ctl, line, data, total) {
+        Ok(()) => true,
+        Err(end) => {
+            if let Some(end) = end {
                 ctl.stop(end);
-                return total;
             }
-            Err(None) => return total,
+            false
         }
     }
 }

@@ -8,12 +8,12 @@
 //! what the `ComPort` queued, and reads the modem lines while the client's mask asks for
 //! their changes. Raw lines never come here: their loops stay as they were.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Control, End, Totals, pump, with_buffer, write_client, write_device};
+use super::{Control, End, Totals, deliver, pump, read_client, with_buffer, write_client};
 use crate::comport::ComPort;
 use crate::relay::Device;
 use crate::serial::Line;
@@ -44,21 +44,7 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
     let (mut replies, mut commands) = (Vec::new(), Vec::new());
     let mut agreed = false;
     let mut total = 0u64;
-    let mut client = ctl.client();
-    loop {
-        let n = match client.read(buf) {
-            Ok(0) => {
-                ctl.stop(End::ClientClosed);
-                return total;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                ctl.stop(End::ClientError(e));
-                return total;
-            }
-        };
-        ctl.activity.touch();
+    while let Some(n) = read_client(ctl, buf) {
         let data = decoder.decode(buf, n, &mut replies, &mut commands);
         if !replies.is_empty() {
             port.send(&replies);
@@ -74,17 +60,11 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
         for cmd in commands.drain(..) {
             port.apply(line, cmd);
         }
-        if data > 0 {
-            match write_device(ctl, line, &buf[..data], &mut total) {
-                Ok(()) => {}
-                Err(Some(end)) => {
-                    ctl.stop(end);
-                    return total;
-                }
-                Err(None) => return total,
-            }
+        if data > 0 && !deliver(ctl, line, &buf[..data], &mut total) {
+            break;
         }
     }
+    total
 }
 
 /// Device → client: data with 0xFF doubled, the `ComPort`'s answers, modem-state changes.

@@ -345,14 +345,7 @@ impl Sim {
                 .args(args)
                 .stdout(Stdio::piped()),
         );
-        let stdout = child.0.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
+        let line = first_line(child.0.stdout.take().expect("stdout"))
             .recv_timeout(WAIT)
             .expect("modem-sim printed no PTY line");
         let device = PathBuf::from(
@@ -368,6 +361,17 @@ impl Sim {
     pub fn wait_hangups(&self, n: usize) -> bool {
         wait_until(WAIT, || self.log.count("hang-up") >= n)
     }
+}
+
+/// The first line `out` gives, read by a thread: wait for it with a bound.
+pub fn first_line(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx
 }
 
 /// Runs `cmd` to completion, at most `timeout` (then kills it and panics); returns its output.
