@@ -12,6 +12,10 @@
 //! answer (stale bytes, busy replies) and what a reconnect costs; modemd keeps its default
 //! hang-up hold there and runs with `hangup=0` everywhere else, like the others.
 //!
+//! An RFC 2217 table puts modemd's `rfc2217=on` line and ser2net's `telnet(rfc2217)` accepter
+//! beside modemd's raw line (1-byte round trips, bulk each way), all three measured in turn in
+//! each round through the same client loops, Telnet or not (`compare/telnet.rs`).
+//!
 //! `BENCH_QUICK=1`: 3 rounds and smaller sizes, under a minute and a half. `BENCH_ROUNDS=N`
 //! overrides the round count, `BENCH_NO_DMA_LATENCY=1` leaves `/dev/cpu_dma_latency` alone.
 //! modemd is `MODEMD_BIN`, else the static build in `dist/` if there is one, else cargo's.
@@ -29,6 +33,8 @@ mod procs;
 mod report;
 #[path = "compare/servers.rs"]
 mod servers;
+#[path = "compare/telnet.rs"]
+mod telnet;
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
@@ -234,7 +240,8 @@ fn main() {
     let (_dma, dma_note) = hold_dma_latency();
     eprintln!("compare: cpu_dma_latency {dma_note}");
     eprintln!("compare: {}", plan.describe());
-    let kinds = tools.available();
+    let kinds = tools.available(&Kind::ALL);
+    let telnet_kinds = tools.available(&Kind::TELNET);
     let data = common::random_bytes(plan.bulk, 7);
     let mut res = Results::new(kinds.clone(), plan.rounds);
 
@@ -245,6 +252,9 @@ fn main() {
     let pool: Vec<Device> = (0..plan.sessions).map(|_| Device::new()).collect();
     let wide: Vec<Device> = (0..plan.ports).map(|_| Device::new()).collect();
     let lagging = Device::new();
+    let tels: Vec<Device> = telnet_kinds.iter().map(|_| Device::new()).collect();
+    let tel_refs: Vec<&Device> = tels.iter().collect();
+    let tel_of = |k: Kind| &tels[telnet_kinds.iter().position(|&x| x == k).expect("kind")];
     let pool_refs: Vec<&Device> = pool.iter().collect();
     let wide_refs: Vec<&Device> = wide.iter().collect();
     let _pool_echo = device::Echo::start(&pool_refs);
@@ -367,6 +377,71 @@ fn main() {
             d.flush();
         }
 
+        // The RFC 2217 table: modemd raw, modemd rfc2217=on and ser2net telnet(rfc2217), all
+        // up at once on devices of their own, measured in turn.
+        let mut order_t = telnet_kinds.clone();
+        order_t.rotate_left(round % telnet_kinds.len());
+        let mut tel_running: Vec<(Kind, Server)> = Vec::new();
+        each(&mut res, &order_t, "rfc2217 start", |_, k| {
+            tel_running.push((k, Server::start(k, &tools, &[tel_of(k)], Hangup::Free)?));
+            Ok(())
+        });
+        order_t.retain(|k| tel_running.iter().any(|(r, _)| r == k));
+        let tel_server = |k: Kind| {
+            &tel_running
+                .iter()
+                .find(|(r, _)| *r == k)
+                .expect("running")
+                .1
+        };
+        with_echo(&tel_refs, || {
+            each(&mut res, &order_t, "rfc2217 round trips", |res, k| {
+                let l = telnet::latency(
+                    tel_server(k),
+                    tel_of(k),
+                    plan.warmup,
+                    plan.rtt_iters,
+                    plan.rtt_cap,
+                )?;
+                res.set("tel_rtt1_p50", k, round, l.p50);
+                res.set("tel_rtt1_p99", k, round, l.p99);
+                if l.samples < plan.rtt_iters {
+                    res.note_min(
+                        &format!(
+                            "{}: RFC 2217 table round trips capped at {:.1} s",
+                            k.name(),
+                            plan.rtt_cap.as_secs_f64()
+                        ),
+                        "fewest samples",
+                        l.samples,
+                    );
+                }
+                Ok(())
+            });
+        });
+        each(&mut res, &order_t, "rfc2217 bulk", |res, k| {
+            let b = telnet::bulk(tel_server(k), tel_of(k), &data, plan.bulk_cap)?;
+            for (i, (t, c)) in [("tel_up", "tel_cpu_up"), ("tel_down", "tel_cpu_down")]
+                .into_iter()
+                .enumerate()
+            {
+                res.set(t, k, round, b[i].mib_s);
+                res.set(c, k, round, b[i].cpu_us_per_mib);
+                if b[i].capped {
+                    res.note(format!(
+                        "{}: RFC 2217 table bulk {} capped at {:.1} s (rate over what moved, \
+                         all of it checked)",
+                        k.name(),
+                        &t[4..],
+                        plan.bulk_cap.as_secs_f64()
+                    ));
+                }
+            }
+            Ok(())
+        });
+        drop(tel_running);
+        tels.iter().for_each(Device::flush);
+
         // 32 sessions on 32 ports, then many ports, one server at a time.
         each(&mut res, &order, "32 sessions", |res, k| {
             let s = Server::start(k, &tools, &pool_refs, Hangup::Free)?;
@@ -477,6 +552,18 @@ fn main() {
     out += "\n";
     out += &res.tables();
     out += &res.reconnect_table(LAG.as_millis() as u64);
+    let _ = writeln!(
+        out,
+        "RFC 2217 setup: modemd raw is the line of the tables above, on a device of its own; \
+         modemd rfc2217 adds `rfc2217=on`; ser2net is the tuned one with the accepter \
+         `telnet(rfc2217),tcp,127.0.0.1,PORT`. The client is the same for all three: for \
+         the Telnet lines it answers the server's negotiation (modemd's own `telnet::Decoder`, \
+         RFC 1143), strips it and the COM-PORT notifications from the data and doubles 0xFF \
+         in what it sends (random data: 1/256 of it). Round trips: 1 byte, never 0xFF, after \
+         the warm-up. Bulk: client→device then device→client, every data byte checked; CPU \
+         is the server's.\n"
+    );
+    out += &res.telnet_table(&telnet_kinds);
     out += &res.goals();
     out += "\n";
     out += &res.per_round();

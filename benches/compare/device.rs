@@ -253,6 +253,28 @@ pub struct Flow {
     done: AtomicBool,
 }
 
+impl Flow {
+    /// For a sender of its own (the Telnet client's, which escapes): `n` data bytes sent.
+    pub fn set_sent(&self, n: usize) {
+        self.sent.store(n, Ordering::Release);
+    }
+
+    /// For a sender of its own: it has finished.
+    pub fn set_done(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    /// For a receiver of its own: bytes sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// For a receiver of its own: whether the sender has finished.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+}
+
 /// Sends `data` on the non-blocking `fd` until all is sent or `deadline` passes.
 pub fn send_stream(fd: RawFd, data: &[u8], deadline: Instant, flow: &Flow) -> io::Result<()> {
     let result = (|| {

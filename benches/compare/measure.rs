@@ -17,9 +17,9 @@ use crate::procs::Mem;
 use crate::servers::Server;
 
 /// Bound on any single network wait.
-const STEP: Duration = Duration::from_secs(3);
+pub const STEP: Duration = Duration::from_secs(3);
 
-fn client(addr: SocketAddr) -> Result<TcpStream, String> {
+pub fn client(addr: SocketAddr) -> Result<TcpStream, String> {
     let s = TcpStream::connect_timeout(&addr, STEP).map_err(|e| format!("connect: {e}"))?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(STEP)).map_err(|e| e.to_string())?;
@@ -27,7 +27,7 @@ fn client(addr: SocketAddr) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-fn release(server: &Server, dev: &Device) -> Result<(), String> {
+pub fn release(server: &Server, dev: &Device) -> Result<(), String> {
     if server.wait_released(dev, STEP) {
         Ok(())
     } else {

@@ -66,6 +66,16 @@ pub const GROUPS: &[(&str, &[Metric])] = &[
     ),
 ];
 
+/// The RFC 2217 table's rows (keys of their own: the clients there are Telnet clients).
+pub const TELNET_METRICS: &[Metric] = &[
+    m("tel_rtt1_p50", "1 B round trip p50, µs", 1),
+    m("tel_rtt1_p99", "1 B round trip p99, µs", 1),
+    m("tel_up", "client→device MiB/s", 0),
+    m("tel_down", "device→client MiB/s", 0),
+    m("tel_cpu_up", "CPU client→device µs/MiB", 0),
+    m("tel_cpu_down", "CPU device→client µs/MiB", 0),
+];
+
 const fn m(key: &'static str, label: &'static str, decimals: usize) -> Metric {
     Metric {
         key,
@@ -180,13 +190,18 @@ impl Results {
 
     /// The ratios of `kind` to the C relay, round by round.
     pub fn ratio(&self, key: &str, kind: Kind) -> Option<Spread> {
+        self.ratio_to(key, kind, Kind::Floor)
+    }
+
+    /// The ratios of `kind` to `base`, round by round.
+    pub fn ratio_to(&self, key: &str, kind: Kind, base: Kind) -> Option<Spread> {
         let get = |k: Kind| {
             self.values
                 .iter()
                 .find(|((kk, s), _)| *kk == key && *s == k)
                 .map(|(_, v)| v.clone())
         };
-        let (a, floor) = (get(kind)?, get(Kind::Floor)?);
+        let (a, floor) = (get(kind)?, get(base)?);
         Spread::of(
             a.iter()
                 .zip(&floor)
@@ -200,15 +215,44 @@ impl Results {
 
     /// A table's title and header row, one column per server, Markdown.
     fn table_head(&self, title: &str) -> String {
-        let mut out = format!("### {title}\n\n| metric |");
-        for k in &self.kinds {
-            let _ = write!(out, " {} |", k.name());
-        }
-        out += "\n|---|";
-        for _ in &self.kinds {
-            out += "---:|";
+        table_head(title, &self.kinds)
+    }
+
+    /// One table of `metrics` over `kinds`, ratios to `base` (none in its own column).
+    fn table(&self, title: &str, metrics: &[Metric], kinds: &[Kind], base: Kind) -> String {
+        let mut out = table_head(title, kinds);
+        for mtr in metrics {
+            let _ = write!(out, "| {} |", mtr.label);
+            for &k in kinds {
+                let cell = match self.absolute(mtr.key, k) {
+                    None => "n/a".to_owned(),
+                    Some(s) => {
+                        let d = mtr.decimals;
+                        let mut c = format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max);
+                        if k != base {
+                            if let Some(r) = self.ratio_to(mtr.key, k, base) {
+                                let _ = write!(c, " **×{:.2}**", r.median);
+                            }
+                        }
+                        c
+                    }
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out += "\n";
         }
         out + "\n"
+    }
+
+    /// The RFC 2217 table over `kinds` (modemd's raw line first), ratios to modemd's raw line.
+    pub fn telnet_table(&self, kinds: &[Kind]) -> String {
+        self.table(
+            "RFC 2217: Telnet lines beside modemd's raw line (round trips: lower is better; \
+             MiB/s: higher; CPU: lower; **×ratio** to modemd raw)",
+            TELNET_METRICS,
+            kinds,
+            Kind::Modemd,
+        )
     }
 
     /// Adds a round's disconnect / reconnect cycles of `kind`.
@@ -257,35 +301,26 @@ impl Results {
         out + "\n"
     }
 
-    /// Every table, Markdown.
+    /// Every table but the RFC 2217 one, Markdown.
     pub fn tables(&self) -> String {
-        let mut out = String::new();
-        for (title, metrics) in GROUPS {
-            out += &self.table_head(title);
-            for mtr in *metrics {
-                let _ = write!(out, "| {} |", mtr.label);
-                for &k in &self.kinds {
-                    let cell = match self.absolute(mtr.key, k) {
-                        None => "n/a".to_owned(),
-                        Some(s) => {
-                            let d = mtr.decimals;
-                            let mut c = format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max);
-                            if k != Kind::Floor {
-                                if let Some(r) = self.ratio(mtr.key, k) {
-                                    let _ = write!(c, " **×{:.2}**", r.median);
-                                }
-                            }
-                            c
-                        }
-                    };
-                    let _ = write!(out, " {cell} |");
-                }
-                out += "\n";
-            }
-            out += "\n";
-        }
-        out
+        GROUPS
+            .iter()
+            .map(|(title, metrics)| self.table(title, metrics, &self.kinds, Kind::Floor))
+            .collect()
     }
+}
+
+/// A table's title and header row, one column per server of `kinds`, Markdown.
+fn table_head(title: &str, kinds: &[Kind]) -> String {
+    let mut out = format!("### {title}\n\n| metric |");
+    for k in kinds {
+        let _ = write!(out, " {} |", k.name());
+    }
+    out += "\n|---|";
+    for _ in kinds {
+        out += "---:|";
+    }
+    out + "\n"
 }
 
 /// A goal for modemd: on the ratio to the C relay or on an absolute figure.

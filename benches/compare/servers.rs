@@ -23,6 +23,10 @@ pub enum Kind {
     Ser2netTuned,
     Socat,
     Floor,
+    /// modemd on an `rfc2217=on` line: the RFC 2217 table only.
+    ModemdRfc2217,
+    /// ser2net tuned with a `telnet(rfc2217)` accepter: the RFC 2217 table only.
+    Ser2netRfc2217,
 }
 
 impl Kind {
@@ -34,6 +38,14 @@ impl Kind {
         Kind::Floor,
     ];
 
+    /// The RFC 2217 table's servers: modemd's raw line first, every ratio is to it.
+    pub const TELNET: [Kind; 3] = [Kind::Modemd, Kind::ModemdRfc2217, Kind::Ser2netRfc2217];
+
+    /// Whether the server speaks Telnet to its clients.
+    pub fn telnet(self) -> bool {
+        matches!(self, Kind::ModemdRfc2217 | Kind::Ser2netRfc2217)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Modemd => "modemd",
@@ -41,18 +53,20 @@ impl Kind {
             Kind::Ser2netTuned => "ser2net tuned",
             Kind::Socat => "socat",
             Kind::Floor => "C relay",
+            Kind::ModemdRfc2217 => "modemd rfc2217",
+            Kind::Ser2netRfc2217 => "ser2net tuned telnet(rfc2217)",
         }
     }
 
     /// What the server does when a session ends, as the disconnect table shows it.
     pub fn after_session(self) -> &'static str {
         match self {
-            Kind::Modemd => {
+            Kind::Modemd | Kind::ModemdRfc2217 => {
                 "default `hangup=500`: drops DTR, keeps the device open and locked 500 ms \
                  discarding what it says, flushes its input, frees it; a client arriving \
                  meanwhile waits for it"
             }
-            Kind::Ser2net | Kind::Ser2netTuned => {
+            Kind::Ser2net | Kind::Ser2netTuned | Kind::Ser2netRfc2217 => {
                 "no hang-up hold: closes the device when the client goes; one client per port, \
                  a client arriving while the port is still in use is refused"
             }
@@ -218,12 +232,13 @@ impl Tools {
         }
     }
 
-    /// The servers that can run here, in report order.
-    pub fn available(&self) -> Vec<Kind> {
-        Kind::ALL
-            .into_iter()
+    /// The servers of `kinds` that can run here, in that order.
+    pub fn available(&self, kinds: &[Kind]) -> Vec<Kind> {
+        kinds
+            .iter()
+            .copied()
             .filter(|k| match k {
-                Kind::Ser2net | Kind::Ser2netTuned => self.ser2net.is_some(),
+                Kind::Ser2net | Kind::Ser2netTuned | Kind::Ser2netRfc2217 => self.ser2net.is_some(),
                 Kind::Socat => self.socat.is_some(),
                 _ => true,
             })
@@ -293,11 +308,15 @@ impl Server {
         let mut commands = Vec::new();
         let mut lock_dir = None;
         match kind {
-            Kind::Modemd => {
+            Kind::Modemd | Kind::ModemdRfc2217 => {
                 let conf = dir.join("modemd.conf");
+                let options = match kind {
+                    Kind::ModemdRfc2217 => format!("{} rfc2217=on", hangup.option()),
+                    _ => hangup.option().to_owned(),
+                };
                 let text: String = pairs
                     .iter()
-                    .map(|(p, d)| config_entry(*p, d, hangup.option()))
+                    .map(|(p, d)| config_entry(*p, d, options.trim_start()))
                     .collect();
                 fs::write(&conf, text).map_err(|e| e.to_string())?;
                 let mut c = Command::new(&tools.modemd);
@@ -305,10 +324,9 @@ impl Server {
                 commands.push(c);
                 lock_dir = Some(dir.path().to_owned());
             }
-            Kind::Ser2net | Kind::Ser2netTuned => {
+            Kind::Ser2net | Kind::Ser2netTuned | Kind::Ser2netRfc2217 => {
                 let yaml = dir.join("ser2net.yaml");
-                fs::write(&yaml, ser2net_yaml(&pairs, kind == Kind::Ser2netTuned))
-                    .map_err(|e| e.to_string())?;
+                fs::write(&yaml, ser2net_yaml(&pairs, kind)).map_err(|e| e.to_string())?;
                 let mut c = Command::new(tools.ser2net.as_ref().expect("ser2net"));
                 c.arg("-n")
                     .arg("-c")
@@ -466,7 +484,9 @@ impl Drop for Server {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&g| g != self.pgid);
         // A killed ser2net leaves the locks of its sessions behind: remove ours only.
-        if let (Kind::Ser2net | Kind::Ser2netTuned, Some(dir)) = (self.kind, &self.lock_dir) {
+        if let (Kind::Ser2net | Kind::Ser2netTuned | Kind::Ser2netRfc2217, Some(dir)) =
+            (self.kind, &self.lock_dir)
+        {
             for n in &self.names {
                 let l = dir.join(format!("LCK..{n}"));
                 if procs::lock_owner(&l) == Some(self.pgid) {
@@ -478,17 +498,23 @@ impl Drop for Server {
 }
 
 /// ser2net 4.3's YAML: raw TCP on 127.0.0.1, the device at 115200 8N1 without modem control
-/// (`local`); `tuned` adds `chardelay: false` and 16 KiB buffers (the defaults: 1 ms or more
-/// of waiting after device data, 64-byte buffers).
-fn ser2net_yaml(pairs: &[(u16, &Path)], tuned: bool) -> String {
+/// (`local`); tuned adds `chardelay: false` and 16 KiB buffers (the defaults: 1 ms or more
+/// of waiting after device data, 64-byte buffers); the RFC 2217 kind is tuned and puts
+/// gensio's `telnet(rfc2217)` filter on the accepter.
+fn ser2net_yaml(pairs: &[(u16, &Path)], kind: Kind) -> String {
+    let telnet = if kind == Kind::Ser2netRfc2217 {
+        "telnet(rfc2217),"
+    } else {
+        ""
+    };
     let mut y = String::from("%YAML 1.1\n---\n");
     for (i, (port, dev)) in pairs.iter().enumerate() {
         y += &format!(
-            "connection: &p{i}\n  accepter: tcp,127.0.0.1,{port}\n  \
+            "connection: &p{i}\n  accepter: {telnet}tcp,127.0.0.1,{port}\n  \
              connector: serialdev,{},115200n81,local\n",
             dev.display()
         );
-        if tuned {
+        if kind != Kind::Ser2net {
             y += "  options:\n    chardelay: false\n    \
                   dev-to-net-bufsize: 16384\n    net-to-dev-bufsize: 16384\n";
         }
