@@ -218,3 +218,29 @@ fn device_mode_takes_line_options_with_dash_o() {
         "device opened"
     );
 }
+
+/// `-o rfc2217=on`: inetd mode speaks RFC 2217 as a daemon's line does.
+#[test]
+fn device_mode_speaks_rfc2217_with_dash_o() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("inetd2217");
+    let dev = pty.slave.to_str().expect("utf-8").to_owned();
+    let locks = dir.path().to_str().expect("utf-8").to_owned();
+    let (mut c, mut child) = inetd_child(&["-L", &locks, "-o", "rfc2217=on,hangup=0", &dev], None);
+    // The greeting: WILL BINARY, DO BINARY, WILL SGA, DO COM-PORT-OPTION.
+    let greeting = read_until(&mut c, b"\xff\xfd\x2c", WAIT);
+    assert!(greeting.ends_with(b"\xff\xfd\x2c"), "{greeting:?}");
+    // SET-BAUDRATE 9600, answered (code + 100) with the speed in force.
+    c.write_all(b"\xff\xfa\x2c\x01\x00\x00\x25\x80\xff\xf0")
+        .expect("write");
+    let answer = b"\xff\xfa\x2c\x65\x00\x00\x25\x80\xff\xf0";
+    let got = read_until(&mut c, answer, WAIT);
+    assert!(got.ends_with(answer), "{got:?}");
+    assert_eq!(
+        // SAFETY: cfgetospeed reads the termios passed by reference.
+        unsafe { libc::cfgetospeed(&pty.termios()) },
+        libc::B9600
+    );
+    drop(c);
+    assert_eq!(wait_child(&mut child).map(|s| s.success()), Some(true));
+}
