@@ -87,6 +87,11 @@ impl ComPort {
         self.ready.signal();
     }
 
+    /// How many bytes wait for the client.
+    pub fn backlog(&self) -> usize {
+        self.outbox().len()
+    }
+
     /// Moves what is queued for the client into `out`.
     pub fn take(&self, out: &mut Vec<u8>) {
         self.ready.clear();

@@ -311,3 +311,30 @@ fn malformed_telnet_ends_nothing_but_its_own_session() {
     let _raw = session(&other, other_addr);
     drop(d);
 }
+
+/// Every command is answered: a client that sends commands and never reads must not make
+/// the daemon hold its answers without end. Its session ends, and the daemon stays small.
+#[test]
+fn a_client_that_never_reads_its_answers_is_let_go() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = rfc2217_line(&pty.slave, "on", "");
+    let c = connect(addr);
+    c.set_write_timeout(Some(WAIT)).expect("timeout");
+    // SET-LINESTATE-MASK 0, over and over: answered without touching the line.
+    let burst: Vec<u8> = b"\xff\xfa\x2c\x0a\x00\xff\xf0".repeat(64 * 1024);
+    let deadline = Instant::now() + WAIT * 6;
+    let mut sent = 0usize;
+    let mut w = &c;
+    while Instant::now() < deadline && sent < 256 << 20 {
+        match w.write_all(&burst) {
+            Ok(()) => sent += burst.len(),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        d.log.wait_for("client reads no answers", WAIT).is_some(),
+        "after {sent} bytes of commands:\n{}",
+        d.log.all()
+    );
+    assert!(d.rss_kib() < 16 * 1024, "RSS {} KiB", d.rss_kib());
+}

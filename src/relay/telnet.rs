@@ -20,6 +20,10 @@ use crate::serial::Line;
 use crate::sys::{self, Interest};
 use crate::telnet::{self, Decoder};
 
+/// Most answer bytes waiting for a client before its session ends: far more than a client
+/// that reads them ever leaves unread.
+const MAX_BACKLOG: usize = 64 * 1024;
+
 /// Copies both ways as [`super::run`] does, speaking Telnet and RFC 2217 to the client.
 pub fn run(
     ctl: &Arc<Control>,
@@ -59,6 +63,13 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
         }
         for cmd in commands.drain(..) {
             port.apply(line, cmd);
+        }
+        // Every command is answered: a client that sends them and reads nothing would grow
+        // the answers without end while the writer waits on its full socket.
+        if port.backlog() > MAX_BACKLOG {
+            let e = io::Error::new(io::ErrorKind::InvalidData, "client reads no answers");
+            ctl.stop(End::ClientError(e));
+            break;
         }
         if data > 0 && !deliver(ctl, line, &buf[..data], &mut total) {
             break;
