@@ -14,19 +14,22 @@
 //! the socket, and sends what is queued when [`ComPort::ready_fd`] says so.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::{Flow, Parity, Settings};
-use crate::serial::{Line, Queue};
-use crate::sys::EventFd;
+use crate::serial::{Line, Queue, termios};
+use crate::sys::{self, EventFd, Interest};
 use crate::telnet::{self, Command};
 
 /// How often the modem lines are read while a client's mask asks for their changes.
 pub const MODEM_POLL: Duration = Duration::from_millis(200);
+
+/// How long a Telnet BREAK holds the line in break.
+const BREAK: Duration = Duration::from_millis(250);
 
 /// The modem state a device without modem lines reports: ready (DSR) and clear to send.
 const NO_LINES: u8 = 0x30;
@@ -128,14 +131,19 @@ impl ComPort {
         let last = self.modem.swap(state, Relaxed);
         // Delta bits (RFC 2217): CD, DSR and CTS changed, RI's trailing edge.
         let deltas = (((last ^ state) & 0xb0) | (last & !state & 0x40)) >> 4;
-        let told = (state | deltas) & self.modem_mask.load(Relaxed);
-        if now || (state != last && told != 0) {
+        let mask = self.modem_mask.load(Relaxed);
+        let told = (state | deltas) & mask;
+        // A change is told if the client asked about that line or its delta.
+        let changed = ((last ^ state) | deltas) & mask != 0;
+        if now || changed {
             self.answer(telnet::NOTIFY_MODEMSTATE, &[told]);
         }
     }
 
     /// Does what `cmd` asks of `line` and queues the answer.
-    pub fn apply(&self, line: &Line, cmd: Command) {
+    /// `ends`: descriptors one of which polls ready once the session is over (its eventfd,
+    /// the client's hang-up): no wait here outlasts it.
+    pub fn apply(&self, line: &Line, cmd: Command, ends: &[(RawFd, Interest)]) {
         match cmd {
             Command::Signature => {
                 self.answer(telnet::SIGNATURE, self.signature.as_bytes());
@@ -178,7 +186,7 @@ impl ComPort {
                 self.answer(telnet::SET_STOPSIZE, &[s.map_or(code, |s| s.stop_bits)]);
             }
             Command::SetControl(code) => {
-                let told = self.control(line, code);
+                let told = self.control(line, code, ends);
                 self.answer(telnet::SET_CONTROL, &[told]);
             }
             Command::NotifyModemState => self.notify_modem(line, true),
@@ -218,13 +226,32 @@ impl ComPort {
                 self.answer(telnet::PURGE_DATA, &[which]);
             }
             Command::Break => {
-                // Telnet's BREAK: a break of the usual quarter second on the line.
-                if line.set_break(true).is_ok() {
-                    std::thread::sleep(Duration::from_millis(250));
+                // Telnet's BREAK: a break of the usual quarter second on the line, cut short
+                // if the session ends.
+                if self.may_break(line, ends) && line.set_break(true).is_ok() {
+                    ended(ends, BREAK);
                     report(line.set_break(false), "break");
                 }
             }
         }
+    }
+
+    /// Whether a break may start now. TIOCSBRK first waits, with no timeout and deaf to
+    /// the blocked signals, until the output queue is empty: on a UART stopped by flow
+    /// control that is forever. So the queue is watched here, for a second at most and not
+    /// past the session's end; the reader is the device's only writer, so it cannot refill.
+    fn may_break(&self, line: &Line, ends: &[(RawFd, Interest)]) -> bool {
+        for _ in 0..100 {
+            match termios::output_queued(line.as_fd()) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+            if ended(ends, Duration::from_millis(10)) {
+                return false;
+            }
+        }
+        crate::debug!("rfc2217: break not sent: the line does not take its output");
+        false
     }
 
     /// Applies `f` to the settings in force, unless `fixed`; returns the settings in force
@@ -247,7 +274,7 @@ impl ComPort {
     }
 
     /// SET-CONTROL `code`: does it, and returns the code that tells what is in force.
-    fn control(&self, line: &Line, code: u8) -> u8 {
+    fn control(&self, line: &Line, code: u8, ends: &[(RawFd, Interest)]) -> u8 {
         let flow_code = |f: Flow, base: u8| match f {
             Flow::None => base,
             Flow::XonXoff => base + 1,
@@ -273,7 +300,9 @@ impl ComPort {
             // there is no line to disagree.
             4 => 5 + u8::from(!self.brk.load(Relaxed)),
             5 | 6 => {
-                report(line.set_break(code == 5), "break");
+                if code == 6 || self.may_break(line, ends) {
+                    report(line.set_break(code == 5), "break");
+                }
                 self.brk.store(code == 5, Relaxed);
                 code
             }
@@ -293,6 +322,11 @@ impl ComPort {
             _ => flow_code(line.flow().unwrap_or(Flow::None), 1),
         }
     }
+}
+
+/// Whether the session is over, waiting `wait` at most for it.
+pub fn ended(ends: &[(RawFd, Interest)], wait: Duration) -> bool {
+    sys::poll(ends, Some(wait)).map_or(true, |r| r.iter().any(|r| r.read || r.hangup))
 }
 
 /// Bits of NOTIFY-MODEMSTATE for `s`: CD, RI, DSR, CTS.

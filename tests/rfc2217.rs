@@ -338,3 +338,27 @@ fn a_client_that_never_reads_its_answers_is_let_go() {
     );
     assert!(d.rss_kib() < 16 * 1024, "RSS {} KiB", d.rss_kib());
 }
+
+/// A read full of Telnet BREAKs (a quarter second each) does not keep the session once its
+/// client has gone, nor the device from the next client.
+#[test]
+fn a_flood_of_breaks_ends_with_its_client() {
+    let pty = Pty::open().expect("pty");
+    let (d, addr) = rfc2217_line(&pty.slave, "on", "");
+    let mut c = connect(addr);
+    c.write_all(&b"\xff\xf3".repeat(400)).expect("write");
+    thread::sleep(Duration::from_millis(300));
+    drop(c);
+    let ended = Instant::now();
+    assert!(
+        d.log.wait_for("session end", WAIT).is_some(),
+        "400 breaks outlived their client:\n{}",
+        d.log.all()
+    );
+    assert!(
+        ended.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        ended.elapsed()
+    );
+    let _next = session(&pty, addr);
+}

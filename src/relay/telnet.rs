@@ -61,8 +61,17 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
             agreed = true;
             port.notify_modem(line, true);
         }
+        // A read can hold thousands of commands (8,192 BREAKs of 250 ms each): none may keep
+        // the session from ending, nor wait once the client has gone.
+        let ends = [
+            (ctl.wake.raw(), Interest::Read),
+            (ctl.client.as_raw_fd(), Interest::Peer),
+        ];
         for cmd in commands.drain(..) {
-            port.apply(line, cmd);
+            if ctl.stopped() {
+                break;
+            }
+            port.apply(line, cmd, &ends);
         }
         // Every command is answered: a client that sends them and reads nothing would grow
         // the answers without end while the writer waits on its full socket.
