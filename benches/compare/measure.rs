@@ -53,6 +53,19 @@ pub struct Latency {
     pub samples: usize,
 }
 
+impl Latency {
+    /// The percentiles of round trips `times` (µs, in any order).
+    pub fn of(mut times: Vec<f64>) -> Latency {
+        times.sort_by(f64::total_cmp);
+        Latency {
+            p50: percentile(&times, 0.5),
+            p99: percentile(&times, 0.99),
+            p999: percentile(&times, 0.999),
+            samples: times.len(),
+        }
+    }
+}
+
 /// `iters` round trips of `size` bytes after `warmup` untimed ones, or fewer if `cap` runs
 /// out (slow servers); every echo is checked.
 pub fn round_trips(
@@ -85,13 +98,7 @@ pub fn round_trips(
             times.push(dt.as_secs_f64() * 1e6);
         }
     }
-    times.sort_by(f64::total_cmp);
-    Ok(Latency {
-        p50: percentile(&times, 0.5),
-        p99: percentile(&times, 0.99),
-        p999: percentile(&times, 0.999),
-        samples: times.len(),
-    })
+    Ok(Latency::of(times))
 }
 
 /// 1-byte and 64-byte round trips on one session of the server's first port.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use modemd::telnet::{Command, Decoder, escape};
 
 use crate::device::{self, Device, Flow};
-use crate::measure::{self, Bulk, Latency, STEP, percentile};
+use crate::measure::{self, Bulk, Latency, STEP};
 use crate::servers::Server;
 
 /// Data bytes per write of the bulk sender (escaped, up to twice as many go out).
@@ -128,13 +128,7 @@ pub fn latency(
     }
     drop(c);
     measure::release(server, dev)?;
-    times.sort_by(f64::total_cmp);
-    Ok(Latency {
-        p50: percentile(&times, 0.5),
-        p99: percentile(&times, 0.99),
-        p999: percentile(&times, 0.999),
-        samples: times.len(),
-    })
+    Ok(Latency::of(times))
 }
 
 /// Client→device, then device→client, each `data.len()` bytes (or what moves within `cap`),
