@@ -216,6 +216,22 @@ impl Decoder {
         replies: &mut Vec<u8>,
         commands: &mut Vec<Command>,
     ) -> usize {
+        self.decode_at(buf, n, replies, commands, None)
+    }
+
+    /// [`Decoder::decode`], also saying where in the data each command came: for each one
+    /// pushed to `commands`, how many of this read's data bytes came before it is pushed to
+    /// `at`. The caller writes the data up to there before it acts on the command, so that
+    /// `ATH` then DTR off in one read hangs up in that order.
+    pub fn decode_at(
+        &mut self,
+        buf: &mut [u8],
+        n: usize,
+        replies: &mut Vec<u8>,
+        commands: &mut Vec<Command>,
+        mut at: Option<&mut Vec<usize>>,
+    ) -> usize {
+        let base = commands.len();
         // Most reads hold no IAC: their data stays where it is.
         let mut i = 0;
         if let State::Data = self.state {
@@ -260,6 +276,11 @@ impl Decoder {
                     self.state = State::Data;
                 }
                 State::SbIac => self.command(b, commands),
+            }
+            if let Some(at) = at.as_deref_mut() {
+                while base + at.len() < commands.len() {
+                    at.push(len);
+                }
             }
         }
         len
@@ -894,6 +915,36 @@ mod tests {
         assert_eq!(n, 257);
         let (data, _, _) = run(&mut greeted(), &buf[..n]);
         assert_eq!(data, (0..=255).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn commands_are_placed_in_the_data() {
+        let mut d = greeted();
+        let mut stream = b"AB".to_vec();
+        stream.extend_from_slice(&[IAC, SB, 44, 5, 9, IAC, SE]);
+        stream.extend_from_slice(b"C\xff\xffD");
+        stream.extend_from_slice(&[IAC, BRK]);
+        stream.extend_from_slice(b"E");
+        let (mut replies, mut commands, mut at) = (Vec::new(), Vec::new(), Vec::new());
+        let mut buf = stream.clone();
+        let n = d.decode_at(
+            &mut buf,
+            stream.len(),
+            &mut replies,
+            &mut commands,
+            Some(&mut at),
+        );
+        assert_eq!(
+            &buf[..n],
+            b"AB C\xffD E"
+                .iter()
+                .filter(|&&b| b != b' ')
+                .copied()
+                .collect::<Vec<_>>()
+                .as_slice()
+        );
+        assert_eq!(commands, [SetControl(9), Break]);
+        assert_eq!(at, [2, 5]);
     }
 
     #[test]

@@ -45,11 +45,11 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
     let mut greeting = Vec::new();
     decoder.greeting(&mut greeting);
     port.send(&greeting);
-    let (mut replies, mut commands) = (Vec::new(), Vec::new());
+    let (mut replies, mut commands, mut at) = (Vec::new(), Vec::new(), Vec::new());
     let mut agreed = false;
     let mut total = 0u64;
     while let Some(n) = read_client(ctl, buf) {
-        let data = decoder.decode(buf, n, &mut replies, &mut commands);
+        let data = decoder.decode_at(buf, n, &mut replies, &mut commands, Some(&mut at));
         if !replies.is_empty() {
             port.send(&replies);
             replies.clear();
@@ -67,10 +67,13 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
             (ctl.wake.raw(), Interest::Read),
             (ctl.client.as_raw_fd(), Interest::Peer),
         ];
-        for cmd in commands.drain(..) {
-            if ctl.stopped() {
-                break;
+        // The data before each command reaches the device before the command acts.
+        let mut sent = 0;
+        for (cmd, place) in commands.drain(..).zip(at.drain(..)) {
+            if ctl.stopped() || !deliver(ctl, line, &buf[sent..place], &mut total) {
+                return total;
             }
+            sent = place;
             port.apply(line, cmd, &ends);
         }
         // Every command is answered: a client that sends them and reads nothing would grow
@@ -80,7 +83,7 @@ fn to_device(ctl: &Control, line: &Line, port: &ComPort, buf: &mut [u8]) -> u64 
             ctl.stop(End::ClientError(e));
             break;
         }
-        if data > 0 && !deliver(ctl, line, &buf[..data], &mut total) {
+        if data > sent && !deliver(ctl, line, &buf[sent..data], &mut total) {
             break;
         }
     }
