@@ -12,11 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::peers;
 use common::*;
 use modemd::sys;
-
-/// Debian's Python, which has Debian's pyserial (the one on PATH may be another).
-const PYTHON: &str = "/usr/bin/python3";
 
 /// A daemon sharing `device` with `rfc2217=MODE` (and `options`) on a fresh port.
 fn rfc2217_line(device: &std::path::Path, mode: &str, options: &str) -> (Daemon, SocketAddr) {
@@ -27,7 +25,7 @@ fn rfc2217_line(device: &std::path::Path, mode: &str, options: &str) -> (Daemon,
 /// within `timeout`, else a panic with everything it said.
 fn pyserial(addr: SocketAddr, script: &str, timeout: Duration) -> String {
     let program = format!("URL = 'rfc2217://{addr}'\n{script}");
-    let out = run_bounded(Command::new(PYTHON).arg("-c").arg(program), timeout);
+    let out = peers::pyserial(&program, timeout);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -106,7 +104,7 @@ fn speed(t: &libc::termios) -> libc::speed_t {
 fn spawn_python(addr: SocketAddr, script: &str) -> ChildGuard {
     let program = format!("URL = 'rfc2217://{addr}'\n{script}");
     ChildGuard(
-        Command::new(PYTHON)
+        peers::python3()
             .arg("-c")
             .arg(program)
             .stdin(Stdio::null())
