@@ -8,6 +8,7 @@
 pub mod log;
 
 pub mod acl;
+pub mod client;
 pub mod comport;
 pub mod config;
 pub mod daemon;

@@ -1,8 +1,10 @@
-//! The command line: options → mode (daemon, inetd, check, version, help). Nothing else.
+//! The command line: options → mode (daemon, inetd, client, check, version, help). Nothing
+//! else.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use modemd::client::{self, url::Url};
 use modemd::config::{Options, Settings};
 use modemd::{daemon, inetd, log, serial, server, sys};
 
@@ -16,6 +18,7 @@ const DEFAULT_PID_FILE: &str = "/var/run/modemd.pid";
 const USAGE: &str = r#"usage: modemd [-n] [-d]... [-c FILE] [-L DIR] [-p FILE] [-u USER[:GROUP]]   daemon
        modemd -t [-c FILE]                                                 check config
        modemd [-s SETTINGS] [-o OPTIONS] [-L DIR] [-d] DEVICE   inetd: one session on fd 0
+       modemd -l LINK [-n] [-d]... [-p FILE] URL          client: a local tty for a remote line
        modemd -V | -h
 
 Options:
@@ -29,6 +32,8 @@ Options:
     -s SETTINGS         line settings in inetd mode (default 115200,8,N,1)
     -o OPTIONS          line options in inetd mode:
                         idle=SECONDS,flow=none|rtscts|xonxoff,hangup=MS|off,rfc2217=on|fixed
+    -l LINK             client mode: a tty at LINK for the line at URL,
+                        rfc2217://HOST:PORT or socket://HOST:PORT
     -V                  print the version
     -h                  print this help
 "#;
@@ -49,7 +54,7 @@ fn options() -> getopts::Options {
             o.optflag(flag, "", "");
         }
     }
-    for name in ["c", "L", "p", "u", "s", "o"] {
+    for name in ["c", "L", "p", "u", "s", "o", "l"] {
         o.optopt(name, "", "", "");
     }
     o
@@ -108,6 +113,9 @@ fn main() -> ExitCode {
         return bad_usage("-s and -o go with a DEVICE (inetd mode); a config line says its own");
     }
     log::set_verbosity(m.opt_count("d").min(u8::MAX as usize) as u8);
+    if let Some(link) = m.opt_str("l") {
+        return client_mode(&m, link);
+    }
     serial::force_plain_termios(std::env::var_os("MODEMD_PLAIN_TERMIOS").is_some());
     let config_path = m.opt_str("c").unwrap_or_else(|| DEFAULT_CONFIG.to_owned());
     let lock_dir = PathBuf::from(
@@ -185,7 +193,38 @@ fn main() -> ExitCode {
         daemon,
         user,
     };
-    match server::run(config, opts) {
+    finish(server::run(config, opts))
+}
+
+/// `-l LINK URL`: client mode.
+fn client_mode(m: &getopts::Matches, link: String) -> ExitCode {
+    for o in ["t", "s", "o", "c", "L", "u"] {
+        if m.opt_present(o) {
+            return bad_usage(&format!("-{o} does not go with -l (client mode)"));
+        }
+    }
+    let [url] = m.free.as_slice() else {
+        return bad_usage("-l LINK takes one URL: rfc2217://HOST:PORT or socket://HOST:PORT");
+    };
+    let url = match url.parse::<Url>() {
+        Ok(url) => url,
+        Err(e) => return bad_usage(&format!("{url}: {e}")),
+    };
+    if !link.starts_with('/') {
+        // A daemon works from /: a relative LINK would not be where the user looks.
+        return bad_usage(&format!("-l {link}: LINK must be an absolute path"));
+    }
+    finish(client::run(client::Options {
+        link: PathBuf::from(link),
+        url,
+        pid_file: m.opt_str("p").map(PathBuf::from),
+        daemon: !m.opt_present("n"),
+    }))
+}
+
+/// The exit of daemon and client mode.
+fn finish(result: Result<server::Ended, server::Error>) -> ExitCode {
+    match result {
         Ok(server::Ended::Stopped) => ExitCode::SUCCESS,
         Ok(server::Ended::Detached(outcome)) => {
             if let Some(msg) = &outcome.message {
@@ -216,7 +255,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("    -"))
             .filter_map(|rest| rest.chars().next())
             .collect();
-        assert_eq!(listed.len(), 11, "{listed:?}");
+        assert_eq!(listed.len(), 12, "{listed:?}");
         for c in listed {
             let args = [format!("-{c}"), "value".to_owned()];
             assert!(options().parse(&args).is_ok(), "-{c} listed but not parsed");

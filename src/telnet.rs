@@ -1,5 +1,7 @@
-//! Telnet (RFC 854) with COM-PORT-OPTION (RFC 2217), the server side: the client's bytes in,
-//! its data, our negotiation answers and its COM-PORT commands out (DESIGN §4).
+//! Telnet (RFC 854) with COM-PORT-OPTION (RFC 2217): the peer's bytes in, its data, our
+//! negotiation answers and its COM-PORT commands out. The server side of an `rfc2217` line
+//! (DESIGN §4) and, with [`Decoder::client`], client mode's side (DESIGN §5), where the
+//! commands are the server's answers (code + [`SERVER`]) read back as the same [`Command`]s.
 //!
 //! Pure: [`Decoder`] is a state machine over bytes, with no I/O and no clock, so any split of
 //! the stream across reads decodes the same as the whole. What to do with a command (apply a
@@ -79,7 +81,8 @@ pub const PURGE_DATA: u8 = 12;
 /// sends only to tell its own, and that is ignored.
 pub const MAX_SB: usize = 64;
 
-/// A COM-PORT-OPTION command from the client, or a Telnet BREAK.
+/// A COM-PORT-OPTION command from the client, or a Telnet BREAK. In client mode: the
+/// server's answer to that command (its value the one in force), or its notification.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(test, derive(Debug))]
 pub enum Command {
@@ -135,6 +138,13 @@ const GREETING: [u8; 12] = [
     IAC, WILL, BINARY, IAC, DO, BINARY, IAC, WILL, SGA, IAC, DO, COM_PORT_OPTION,
 ];
 
+/// What client mode says first: BINARY both ways, SGA both ways, and that it will do
+/// COM-PORT-OPTION (RFC 2217: the client says WILL, the server DO).
+#[rustfmt::skip]
+const CLIENT_GREETING: [u8; 15] = [
+    IAC, WILL, BINARY, IAC, DO, BINARY, IAC, WILL, SGA, IAC, DO, SGA, IAC, WILL, COM_PORT_OPTION,
+];
+
 /// RFC 1143 states of one side of one option. WANTNO is never entered: this server never
 /// asks to turn an option off.
 const NO: u8 = 0;
@@ -151,6 +161,8 @@ pub struct Decoder {
     sb: [u8; 6],
     /// How many bytes it holds so far; stops at `MAX_SB + 1` (too long: to be discarded).
     sb_len: u8,
+    /// Client mode: the peer is a server, whose COM-PORT codes are ours + [`SERVER`].
+    client: bool,
 }
 
 /// The slot of `opt` in [`Decoder::q`] for our side or the client's (`him`); None for an
@@ -179,6 +191,15 @@ impl Decoder {
             q: [NO; 6],
             sb: [0; 6],
             sb_len: 0,
+            client: false,
+        }
+    }
+
+    /// A decoder for client mode's side of the connection (see [`Decoder::greeting`]).
+    pub fn client() -> Decoder {
+        Decoder {
+            client: true,
+            ..Decoder::new()
         }
     }
 
@@ -186,16 +207,34 @@ impl Decoder {
     /// `IAC DO COM-PORT-OPTION`, appended to `out`. Those are then pending (RFC 1143 WANTYES),
     /// so the client's agreement gets no second reply. Call it once, before the first
     /// [`Decoder::decode`]: it sets the state those requests start from.
+    /// A client decoder says `IAC WILL BINARY`, `IAC DO BINARY`, `IAC WILL SGA`, `IAC DO SGA`,
+    /// `IAC WILL COM-PORT-OPTION` instead.
     pub fn greeting(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&GREETING);
         // Slots as in `slot`: BINARY us, him; SGA us, him; COM-PORT-OPTION us, him.
-        self.q = [WANTYES, WANTYES, WANTYES, NO, NO, WANTYES];
+        if self.client {
+            out.extend_from_slice(&CLIENT_GREETING);
+            self.q = [WANTYES, WANTYES, WANTYES, WANTYES, WANTYES, NO];
+        } else {
+            out.extend_from_slice(&GREETING);
+            self.q = [WANTYES, WANTYES, WANTYES, NO, NO, WANTYES];
+        }
     }
 
-    /// Whether the client has agreed to COM-PORT-OPTION (it sent `WILL COM-PORT-OPTION`).
-    /// The caller checks it after each decode to send its first NOTIFY-MODEMSTATE once.
+    /// The state of COM-PORT-OPTION on the side that RFC 2217 has use it (the client's).
+    fn com_port_state(&self) -> u8 {
+        self.q[if self.client { 4 } else { 5 }]
+    }
+
+    /// Whether COM-PORT-OPTION is agreed: a server's client sent `WILL COM-PORT-OPTION`, a
+    /// client's server `DO COM-PORT-OPTION`. The server checks it after each decode to send
+    /// its first NOTIFY-MODEMSTATE once.
     pub fn com_port(&self) -> bool {
-        self.q[5] == YES
+        self.com_port_state() == YES
+    }
+
+    /// Whether our request for COM-PORT-OPTION still waits for the peer's answer.
+    pub fn com_port_pending(&self) -> bool {
+        self.com_port_state() == WANTYES
     }
 
     /// Decodes the client's bytes `buf[..n]` (`n <= buf.len()`) in place: Telnet data bytes
@@ -348,6 +387,12 @@ impl Decoder {
         if !(2..=MAX_SB).contains(&n) || opt != COM_PORT_OPTION {
             return None;
         }
+        // A server's answers are our codes + SERVER; a client's codes are below it.
+        let code = match (self.client, code.checked_sub(SERVER)) {
+            (true, Some(c)) => c,
+            (false, None) => code,
+            _ => return None,
+        };
         Some(match code {
             SIGNATURE if n == 2 => Command::Signature,
             SET_BAUDRATE if n >= 6 => Command::SetBaud(u32::from_be_bytes([a, b, c, d])),
@@ -977,5 +1022,51 @@ mod tests {
             let n = escape(&mut buf, len);
             assert_eq!(&buf[..n], &want[..], "round {round}");
         }
+    }
+
+    /// Client mode against modemd's own server: the two greetings cross, and each side's
+    /// requests are the other's answers, so nothing more is said.
+    #[test]
+    fn client_and_server_greetings_settle_in_silence() {
+        let (mut client, mut server) = (Decoder::client(), Decoder::new());
+        let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+        client.greeting(&mut to_server);
+        server.greeting(&mut to_client);
+        assert_eq!(&to_server[12..], [IAC, WILL, COM_PORT_OPTION]);
+        assert!(client.com_port_pending() && !client.com_port());
+        let (data, replies, commands) = run(&mut client, &to_client);
+        assert!(data.is_empty() && commands.is_empty());
+        let (_, server_replies, _) = run(&mut server, &to_server);
+        // The server never asks the client for SGA: it agrees to the client's WILL SGA once.
+        assert_eq!(server_replies, [IAC, DO, SGA]);
+        assert!(replies.is_empty(), "{replies:?}");
+        assert!(client.com_port() && !client.com_port_pending() && server.com_port());
+        let (_, replies, _) = run(&mut client, &server_replies);
+        assert!(replies.is_empty(), "{replies:?}");
+    }
+
+    #[test]
+    fn client_reads_server_answers_and_ignores_client_codes() {
+        let mut d = Decoder::client();
+        d.greeting(&mut Vec::new());
+        let mut input = b"OK".to_vec();
+        subnegotiation(SERVER + SET_BAUDRATE, &9600u32.to_be_bytes(), &mut input);
+        subnegotiation(SERVER + SET_CONTROL, &[9], &mut input);
+        subnegotiation(SET_BAUDRATE, &9600u32.to_be_bytes(), &mut input);
+        subnegotiation(SERVER + SIGNATURE, b"ser2net", &mut input);
+        subnegotiation(SERVER + NOTIFY_MODEMSTATE, &[0x30], &mut input);
+        input.extend_from_slice(b"\r\n");
+        let (data, _, commands) = run(&mut d, &input);
+        assert_eq!(data, b"OK\r\n");
+        assert_eq!(commands, [SetBaud(9600), SetControl(9), NotifyModemState]);
+    }
+
+    #[test]
+    fn client_sees_a_refused_com_port() {
+        let mut d = Decoder::client();
+        d.greeting(&mut Vec::new());
+        let (_, replies, _) = run(&mut d, &[IAC, DONT, COM_PORT_OPTION]);
+        assert!(replies.is_empty());
+        assert!(!d.com_port() && !d.com_port_pending());
     }
 }

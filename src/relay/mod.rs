@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::serial::Line;
 use crate::sys::{self, EventFd, Interest, Pages};
 
+pub mod client;
 pub mod telnet;
 
 /// The device side of a relay: a non-blocking descriptor, and what its end means.
@@ -83,6 +84,8 @@ pub enum End {
     ClientError(io::Error),
     /// The device hung up or disappeared (unplugged USB, closed pty master).
     DeviceGone,
+    /// Client mode: the last local program closed the tty.
+    TtyClosed,
     /// A device read or write failed.
     DeviceError(io::Error),
     /// SIGTERM/SIGINT: modemd is shutting down.
@@ -103,6 +106,7 @@ impl fmt::Display for End {
             End::ClientClosed => write!(f, "client closed"),
             End::ClientError(e) => write!(f, "client error: {e}"),
             End::DeviceGone => write!(f, "device gone"),
+            End::TtyClosed => write!(f, "tty closed"),
             End::DeviceError(e) => write!(f, "device error: {e}"),
             End::Shutdown => write!(f, "signal"),
             End::Idle => write!(f, "idle"),
@@ -149,7 +153,7 @@ impl Control {
         // Ends on the device side leave the client able to read one last line saying why;
         // shutting down the read side is enough to wake the thread blocked in recv.
         let how = match why {
-            End::DeviceGone | End::DeviceError(_) | End::Idle => Shutdown::Read,
+            End::DeviceGone | End::DeviceError(_) | End::Idle | End::TtyClosed => Shutdown::Read,
             _ => Shutdown::Both,
         };
         {

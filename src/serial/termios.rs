@@ -258,9 +258,18 @@ pub fn flush(fd: BorrowedFd<'_>, queue: Queue) -> io::Result<()> {
 
 /// Bytes written but not yet sent (`TIOCOUTQ`).
 pub fn output_queued(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    queued(fd, libc::TIOCOUTQ)
+}
+
+/// Bytes received but not yet read (`TIOCINQ`).
+pub fn input_queued(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    queued(fd, libc::TIOCINQ)
+}
+
+fn queued(fd: BorrowedFd<'_>, request: libc::Ioctl) -> io::Result<usize> {
     let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ writes one c_int through the valid pointer passed.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) })?;
+    // SAFETY: TIOCOUTQ and TIOCINQ write one c_int through the valid pointer passed.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, &mut queued) })?;
     Ok(usize::try_from(queued).unwrap_or(0))
 }
 

@@ -81,19 +81,14 @@ pub fn openpt() -> io::Result<OwnedFd> {
     Ok(master)
 }
 
-/// The path of the slave of pseudo-terminal `master` (`ptsname_r`).
+/// The path of the slave of pseudo-terminal `master`: `/dev/pts/` and its number
+/// (`TIOCGPTN`). Not `ptsname_r`, which musl writes with `snprintf`: that would bring all of
+/// printf, floating point included, into the router image (12 KB of mipsel).
 pub fn ptsname(master: BorrowedFd<'_>) -> io::Result<std::path::PathBuf> {
-    let mut buf = [0u8; 128];
-    // SAFETY: `buf` is writable for its length, which is passed; ptsname_r NUL-terminates.
-    let r = unsafe { libc::ptsname_r(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
-        // glibc returns the error number; musl too, and sets errno.
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
-        &buf[..len],
-    )))
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int through the valid pointer passed.
+    cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) })?;
+    Ok(std::path::PathBuf::from(format!("/dev/pts/{n}")))
 }
 
 /// A private anonymous mapping used as a byte buffer: page-aligned and with no allocator
@@ -265,6 +260,18 @@ pub fn poll(fds: &[(RawFd, Interest)], timeout: Option<Duration>) -> io::Result<
         *o = Ready::from(p);
     }
     Ok(out)
+}
+
+/// A non-blocking inotify instance watching `path` for the events in `mask`.
+pub fn inotify_watch(path: &Path, mask: u32) -> io::Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes only flags.
+    let fd = cvt(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) })?;
+    // SAFETY: inotify_init1 just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    cvt(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) })?;
+    Ok(fd)
 }
 
 /// A Linux eventfd: a "stop now" or "look again" flag that `poll` can wait on.

@@ -1,0 +1,284 @@
+//! Client mode, `modemd -l LINK URL` (DESIGN §5): a local tty for a remote line, so that
+//! minicom, cu, chat and pppd on a LAN host can dial out through the router's modem.
+//!
+//! One thread serves the tty: it waits for a program to open it, connects (retrying with
+//! back-off while the tty stays open), relays until either side ends, and disconnects when
+//! the last program closes the tty, so the remote modem is claimed only while used. When the
+//! server ends the connection, the programs are told as a real tty tells them after carrier
+//! loss: the PTY is hung up (their reads end) and `LINK` moves to a fresh one. The main
+//! thread takes the signals, as the daemon's does.
+
+pub mod line;
+pub mod tty;
+pub mod url;
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::daemon::{self, Detach, PidFile};
+use crate::relay::client::Remote;
+use crate::relay::{self, Control, End};
+use crate::server::{Ended, Error};
+use crate::sys::{self, EventFd, SignalSet};
+use tty::{Link, Tty};
+use url::{Scheme, Url};
+
+/// The first wait after a failed connect; each next one doubles, up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait between two connects.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How long one connect may take (per address of the host).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the programs get to read the server's last words before their tty hangs up.
+const LAST_WORDS: Duration = Duration::from_millis(500);
+
+/// What client mode needs.
+pub struct Options {
+    /// Where programs find the tty.
+    pub link: PathBuf,
+    /// The server's line.
+    pub url: Url,
+    /// Pid file to write once the tty is linked, removed at exit.
+    pub pid_file: Option<PathBuf>,
+    /// Detach and log to syslog once the tty is linked.
+    pub daemon: bool,
+}
+
+/// The link and the tty it points at now, for the main thread to remove at exit.
+struct Linked {
+    link: Link,
+    slave: Mutex<PathBuf>,
+}
+
+impl Linked {
+    fn remove(&self) {
+        let slave = self.slave.lock().unwrap_or_else(|p| p.into_inner());
+        self.link.remove(&slave);
+    }
+}
+
+fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Setup { what, source }
+}
+
+/// Runs client mode until SIGTERM or SIGINT.
+pub fn run(opts: Options) -> Result<Ended, Error> {
+    let signals = SignalSet::new(&daemon::SIGNALS);
+    // Before any thread exists, so that every thread inherits the mask.
+    signals.block().map_err(setup("block signals"))?;
+    if let Some(path) = &opts.pid_file {
+        daemon::check_not_running(path).map_err(Error::Pid)?;
+    }
+    let link = Link::new(&opts.link).map_err(setup("link the tty"))?;
+    let tty = Tty::new().map_err(setup("make a pseudo-terminal"))?;
+    link.point(&tty.slave).map_err(setup("link the tty"))?;
+    let linked = Arc::new(Linked {
+        link,
+        slave: Mutex::new(tty.slave.clone()),
+    });
+    let detached = if opts.daemon {
+        match daemon::daemonize() {
+            Ok(Detach::Exit(outcome)) => return Ok(Ended::Detached(outcome)),
+            Ok(Detach::Daemon(d)) => {
+                crate::log::use_syslog();
+                Some(d)
+            }
+            Err(e) => {
+                linked.remove();
+                return Err(setup("become a daemon")(e));
+            }
+        }
+    } else {
+        None
+    };
+    let started = start(tty, &opts, &linked);
+    if let Some(d) = detached {
+        d.report(started.as_ref().map(|_| ()).map_err(ToString::to_string));
+    }
+    let pid_file = match started {
+        Ok(pid_file) => pid_file,
+        Err(e) => {
+            linked.remove();
+            return Err(e);
+        }
+    };
+    loop {
+        match signals.wait() {
+            Ok(libc::SIGHUP) => crate::debug!("SIGHUP: nothing to reload in client mode"),
+            Ok(_) => break,
+            Err(e) => {
+                crate::error!("sigwait: {e}");
+                break;
+            }
+        }
+    }
+    // The process exit closes the connection (the server hangs up) and the PTY.
+    crate::info!("shutting down");
+    linked.remove();
+    drop(pid_file);
+    Ok(Ended::Stopped)
+}
+
+/// Everything after linking that can still fail start-up: the pid file and the thread.
+fn start(tty: Tty, opts: &Options, linked: &Arc<Linked>) -> Result<Option<PidFile>, Error> {
+    let pid_file = match &opts.pid_file {
+        Some(path) => Some(PidFile::write(path).map_err(Error::Pid)?),
+        None => None,
+    };
+    crate::info!(
+        "{} is {}: connecting to {} while a program has it open",
+        opts.link.display(),
+        tty.slave.display(),
+        opts.url
+    );
+    let (url, linked) = (opts.url.clone(), Arc::clone(linked));
+    let job = Box::new(move || serve(tty, &url, &linked));
+    crate::thread::spawn("client".into(), crate::thread::STACK, job)
+        .map_err(setup("start the client thread"))?;
+    Ok(pid_file)
+}
+
+/// How a connection ended.
+enum Gone {
+    /// The last program closed the tty.
+    Tty,
+    /// The server ended it, or it failed: the tty is to hang up.
+    Line(End),
+}
+
+/// The client thread: for ever, a connection per time the tty is in use.
+fn serve(mut tty: Tty, url: &Url, linked: &Linked) {
+    let link = linked.link.path();
+    let asked = Arc::default();
+    loop {
+        if let Err(e) = tty.wait_open() {
+            crate::error!("cannot wait for {} to be opened: {e}", link.display());
+            std::thread::sleep(MAX_RETRY);
+            continue;
+        }
+        let Some(stream) = connect_while_open(&tty, url, link) else {
+            tty.flush();
+            continue;
+        };
+        crate::info!("{} opened: connected to {url}", link.display());
+        match session(&tty, url, stream, &asked) {
+            Gone::Tty => {
+                crate::info!("{} closed: disconnected from {url}", link.display());
+                tty.flush();
+            }
+            Gone::Line(end) => {
+                match end {
+                    End::ClientClosed => crate::warning!("{url} closed the connection"),
+                    End::ClientError(e) => crate::warning!("{url}: {e}"),
+                    end => crate::warning!("{url}: session ended: {end}"),
+                }
+                crate::info!("hanging up {}", link.display());
+                tty = replace(tty, linked);
+            }
+        }
+    }
+}
+
+/// Connects to the server, retrying with back-off while the tty stays open; `None` once the
+/// last program has closed it.
+fn connect_while_open(tty: &Tty, url: &Url, link: &Path) -> Option<TcpStream> {
+    let mut wait = FIRST_RETRY;
+    let mut failures = 0u32;
+    loop {
+        match connect(url) {
+            Ok(stream) => return Some(stream),
+            Err(e) if failures == 0 => crate::warning!(
+                "cannot connect to {url}: {e}; retrying while {} is open",
+                link.display()
+            ),
+            Err(e) => crate::debug!("cannot connect to {url}: {e} ({failures} failures)"),
+        }
+        failures += 1;
+        if tty.closed_within(Some(wait)) {
+            crate::info!("{} closed: no more connects", link.display());
+            return None;
+        }
+        wait = (wait * 2).min(MAX_RETRY);
+    }
+}
+
+/// A connection to the first of the host's addresses that answers.
+fn connect(url: &Url) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                // Keystrokes and AT commands are single bytes: no Nagle delay for them.
+                stream.set_nodelay(true)?;
+                keepalive(&stream)?;
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// TCP keepalive, so that a server that vanished without a word (a router rebooted while
+/// the modem was quiet) hangs the tty up within about a minute and a half.
+fn keepalive(stream: &TcpStream) -> io::Result<()> {
+    let fd = stream.as_fd();
+    sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60)?;
+    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10)?;
+    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3)
+}
+
+/// Relays one connection until it ends.
+fn session(tty: &Tty, url: &Url, stream: TcpStream, asked: &Arc<Mutex<line::Asked>>) -> Gone {
+    let (wake, ready) = match (EventFd::new(), EventFd::new()) {
+        (Ok(wake), Ok(ready)) => (wake, ready),
+        (Err(e), _) | (_, Err(e)) => return Gone::Line(End::NoBuffer(e)),
+    };
+    let ctl = Arc::new(Control::new(stream, wake));
+    let end = match url.scheme {
+        Scheme::Socket => {
+            relay::run(&ctl, &tty.master, None);
+            ctl.take_end()
+        }
+        Scheme::Rfc2217 => {
+            let remote = Arc::new(Remote::new(asked, ready));
+            relay::client::run(&ctl, &tty.master, &remote);
+            let end = ctl.take_end();
+            if matches!(end, Some(End::TtyClosed)) {
+                relay::client::drop_dtr(&ctl, &remote);
+            }
+            end
+        }
+    };
+    match end {
+        Some(End::TtyClosed) => Gone::Tty,
+        Some(end) => Gone::Line(end),
+        None => Gone::Line(End::ClientClosed),
+    }
+}
+
+/// Hangs up `old` after its programs had a moment to read, once `LINK` points at a new
+/// tty: a program that reopens `LINK` at once finds the new one.
+fn replace(old: Tty, linked: &Linked) -> Tty {
+    loop {
+        match Tty::new().and_then(|tty| linked.link.point(&tty.slave).map(|()| tty)) {
+            Ok(tty) => {
+                *linked.slave.lock().unwrap_or_else(|p| p.into_inner()) = tty.slave.clone();
+                old.drain(LAST_WORDS);
+                return tty;
+            }
+            Err(e) => {
+                crate::error!(
+                    "cannot make a new tty for {}: {e}",
+                    linked.link.path().display()
+                );
+                std::thread::sleep(FIRST_RETRY);
+            }
+        }
+    }
+}
