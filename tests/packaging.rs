@@ -62,7 +62,14 @@ fn every_shell_script_passes_shellcheck() {
     let mut checked = 0;
     // POSIX sh, BusyBox ash (closest shellcheck dialect: dash), bash.
     for (dialect, files) in [
-        ("sh", vec!["etc/init.d/modemd", "openwrt/ipk.sh"]),
+        (
+            "sh",
+            vec![
+                "etc/init.d/modemd",
+                "etc/init.d/modemd-client",
+                "openwrt/ipk.sh",
+            ],
+        ),
         (
             "dash",
             vec!["openwrt/files/modemd.init", "tests/openwrt/functions.sh"],
@@ -346,20 +353,73 @@ fn sysv_init_script_starts_reloads_and_stops_modemd() {
 }
 
 #[test]
-fn systemd_unit_verifies() {
+fn systemd_units_verify() {
     let dir = TempDir::new("unit");
-    let unit = fs::read_to_string(root().join("etc/systemd/modemd.service")).expect("unit");
-    // verify insists that ExecStart exists: point it at the binary under test.
-    let unit = unit.replace("/usr/sbin/modemd", &modemd_bin().display().to_string());
-    let path = dir.join("modemd.service");
-    fs::write(&path, unit).expect("write");
-    // --man=no: the man pages are in this tree, not installed where man looks.
-    let out = run_ok(
-        tool("systemd-analyze")
-            .args(["verify", "--man=no"])
-            .arg(&path),
-    );
-    assert!(out.trim().is_empty(), "systemd-analyze verify said:\n{out}");
+    // The client's is a template: verify an instance of it.
+    for (file, unit) in [
+        ("modemd.service", "modemd.service"),
+        ("modemd-client@.service", "modemd-client@modem.service"),
+    ] {
+        let text = fs::read_to_string(root().join("etc/systemd").join(file)).expect("unit");
+        // verify insists that ExecStart exists: point it at the binary under test.
+        let text = text.replace("/usr/sbin/modemd", &modemd_bin().display().to_string());
+        fs::write(dir.join(file), text).expect("write");
+        // --man=no: the man pages are in this tree, not installed where man looks.
+        let out = run_ok(
+            tool("systemd-analyze")
+                .args(["verify", "--man=no"])
+                .arg(dir.join(unit)),
+        );
+        assert!(
+            out.trim().is_empty(),
+            "systemd-analyze verify {unit} said:\n{out}"
+        );
+    }
+}
+
+/// The client's init script against a real server: `start` returns once LINK is there and
+/// the tty reaches the server's device; `stop` removes LINK.
+#[test]
+fn client_init_script_starts_and_stops_client_mode() {
+    let pty = Pty::open().expect("pty");
+    let dir = TempDir::new("initc");
+    let (_server, addr) = one_device(&pty.slave, "hangup=0", &[]);
+    let link = dir.join("modem");
+    let pid_file = dir.join("client.pid");
+    let script = root().join("etc/init.d/modemd-client");
+    let init = |action: &str| {
+        let mut c = Command::new("sh");
+        c.arg(&script)
+            .arg(action)
+            .env("DAEMON", modemd_program(dir.path()))
+            .env("LINK", &link)
+            .env("URL", format!("socket://{addr}"))
+            .env("PIDFILE", &pid_file);
+        run_bounded(&mut c, Duration::from_secs(20))
+    };
+    assert!(init("start").status.success());
+    assert!(link.exists(), "start returned before LINK was made");
+    let status = init("status");
+    assert_eq!(status.status.code(), Some(0));
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    {
+        let mut tty = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&link)
+            .expect("open LINK");
+        tty.write_all(b"hi").expect("write");
+        assert_eq!(pty.read_for(2, WAIT), b"hi");
+    }
+    assert!(init("stop").status.success());
+    assert!(wait_gone(pid, Duration::from_secs(2)));
+    assert!(!link.exists(), "LINK left behind");
+    assert!(!pid_file.exists(), "pid file left");
+    assert_eq!(init("status").status.code(), Some(3));
 }
 
 #[test]
