@@ -79,8 +79,15 @@ pub fn run(ctl: &Arc<Control>, master: &Arc<Master>, remote: &Arc<Remote>) -> To
     let told = match open(ctl, master, remote, &mut decoder, &mut early) {
         Ok(told) => told,
         Err(end) => {
+            // What the server said before it went (`modemd: all devices busy`) still
+            // reaches the programs.
+            let mut to_device = 0;
+            deliver(ctl, &**master, &early, &mut to_device);
             ctl.stop(end);
-            return Totals::default();
+            return Totals {
+                to_device,
+                to_client: 0,
+            };
         }
     };
     let (writer, tty) = (Arc::clone(remote), Arc::clone(master));
