@@ -13,8 +13,8 @@ pub mod tty;
 pub mod url;
 
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use crate::daemon::{self, Detach, PidFile};
 use crate::relay::client::Remote;
 use crate::relay::{self, Control, End};
 use crate::server::{Ended, Error};
-use crate::sys::{self, EventFd, SignalSet};
+use crate::sys::{self, EventFd, Interest, SignalSet};
 use tty::{Link, Tty};
 use url::{Scheme, Url};
 
@@ -189,8 +189,12 @@ fn connect_while_open(tty: &Tty, url: &Url, link: &Path) -> Option<TcpStream> {
     let mut wait = FIRST_RETRY;
     let mut failures = 0u32;
     loop {
-        match connect(url) {
-            Ok(stream) => return Some(stream),
+        match connect(url, tty) {
+            Ok(Some(stream)) => return Some(stream),
+            Ok(None) => {
+                crate::info!("{} closed while connecting", link.display());
+                return None;
+            }
             Err(e) if failures == 0 => crate::warning!(
                 "cannot connect to {url}: {e}; retrying while {} is open",
                 link.display()
@@ -206,21 +210,59 @@ fn connect_while_open(tty: &Tty, url: &Url, link: &Path) -> Option<TcpStream> {
     }
 }
 
-/// A connection to the first of the host's addresses that answers.
-fn connect(url: &Url) -> io::Result<TcpStream> {
+/// A connection to the first of the host's addresses that answers; `Ok(None)` if the last
+/// program closed the tty meanwhile.
+fn connect(url: &Url, tty: &Tty) -> io::Result<Option<TcpStream>> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => {
+        match connect_to(addr, tty) {
+            Ok(None) => return Ok(None),
+            Ok(Some(stream)) => {
                 // Keystrokes and AT commands are single bytes: no Nagle delay for them.
                 stream.set_nodelay(true)?;
                 keepalive(&stream)?;
-                return Ok(stream);
+                return Ok(Some(stream));
             }
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// Connects to `addr` within [`CONNECT_TIMEOUT`], watching the tty meanwhile: a program that
+/// gave up is not kept waiting for a server that does not answer.
+fn connect_to(addr: SocketAddr, tty: &Tty) -> io::Result<Option<TcpStream>> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let socket = sys::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
+    match sys::connect(socket.as_fd(), addr) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let fds = [
+                (socket.as_raw_fd(), Interest::Write),
+                (tty.master.as_fd().as_raw_fd(), Interest::Gone),
+            ];
+            let ready = sys::poll(&fds, Some(CONNECT_TIMEOUT))?;
+            if ready[1].hangup {
+                return Ok(None);
+            }
+            if !(ready[0].write || ready[0].hangup) {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            match sys::getsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR)? {
+                0 => {}
+                errno => return Err(io::Error::from_raw_os_error(errno)),
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from(socket);
+    // The relay reads the server with blocking calls.
+    stream.set_nonblocking(false)?;
+    Ok(Some(stream))
 }
 
 /// TCP keepalive, so that a server that vanished without a word (a router rebooted while

@@ -99,6 +99,21 @@ pub fn bind(socket: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
     Ok(())
 }
 
+/// Connects `socket` to `addr`; a non-blocking socket fails with `EINPROGRESS` and is
+/// connected when it polls writable (then [`getsockopt_int`] `SO_ERROR` tells how it went).
+pub fn connect(socket: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
+    let (sa, len) = sockaddr_of(addr);
+    // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call.
+    cvt(unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&sa as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
 /// Makes `socket` listen, with room for `backlog` connections not yet accepted.
 pub fn listen(socket: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: listen takes no pointers.
