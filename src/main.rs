@@ -94,11 +94,11 @@ fn main() -> ExitCode {
         Err(e) => return bad_usage(&e.to_string()),
     };
     if m.opt_present("h") {
-        print!("{USAGE}");
+        log::print(format_args!("{USAGE}"));
         return ExitCode::SUCCESS;
     }
     if m.opt_present("V") {
-        println!("modemd {}", env!("CARGO_PKG_VERSION"));
+        log::print(format_args!("modemd {}\n", env!("CARGO_PKG_VERSION")));
         return ExitCode::SUCCESS;
     }
     if m.free.len() > 1 {
@@ -160,10 +160,10 @@ fn main() -> ExitCode {
     };
     if m.opt_present("t") {
         let devices: usize = config.pools.iter().map(|p| p.entries.len()).sum();
-        println!(
-            "{config_path}: ok ({} listeners, {devices} devices)",
+        log::print(format_args!(
+            "{config_path}: ok ({} listeners, {devices} devices)\n",
             config.pools.len()
-        );
+        ));
         return ExitCode::SUCCESS;
     }
     let user = match m.opt_str("u").map(|spec| daemon::identity(&spec)) {
