@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         return bad_usage("-s and -o go with a DEVICE (inetd mode); a config line says its own");
     }
     log::set_verbosity(m.opt_count("d").min(u8::MAX as usize) as u8);
-    serial::force_plain_termios(std::env::var_os("MODEMD_PLAIN_TERMIOS").is_some());
+    serial::force_plain_termios(sys::env_is_set(c"MODEMD_PLAIN_TERMIOS"));
     let config_path = m.opt_str("c").unwrap_or_else(|| DEFAULT_CONFIG.to_owned());
     let lock_dir = PathBuf::from(
         m.opt_str("L")
