@@ -103,7 +103,7 @@ impl Resolver for SystemResolver {
 
 /// The name `ip` has: its /etc/hosts line, else its PTR record (through res_query(3)).
 fn reverse_lookup(ip: IpAddr) -> Option<String> {
-    if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
+    if let Ok(hosts) = sys::read_text(std::path::Path::new("/etc/hosts")) {
         if let Some(name) = crate::dns::hosts_name(&hosts, ip) {
             return Some(name);
         }
