@@ -63,7 +63,7 @@ impl std::error::Error for PidError {
 /// Fails if `path` names a process that is alive and is a modemd. A pid file left by a crash,
 /// or whose PID now belongs to another program, is simply overwritten later.
 pub fn check_not_running(path: &Path) -> Result<(), PidError> {
-    let Ok(text) = fs::read_to_string(path) else {
+    let Ok(text) = sys::read_text(path) else {
         return Ok(());
     };
     let Ok(pid) = text.trim().parse::<i32>() else {
@@ -142,7 +142,8 @@ fn lookup_identity(user: &str, group: Option<&str>) -> io::Result<Identity> {
         io::Error::new(io::ErrorKind::NotFound, format!("no such {what} '{name}'"))
     };
     let read = |path: &str| {
-        std::fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+        sys::read_text(Path::new(path))
+            .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
     };
     let passwd = read("/etc/passwd")?;
     let groups = read("/etc/group")?;

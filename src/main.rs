@@ -82,8 +82,9 @@ fn main() -> ExitCode {
     // destructor runs, so the locks this process holds must be removed by the hook. The
     // router builds (panic=immediate-abort) run no hook either: their locks then name a dead
     // PID, which every UUCP lock user treats as stale (and the next modemd removes the lock
-    // template, LTMP.<pid>, that they leave too).
-    #[cfg(panic = "abort")]
+    // template, LTMP.<pid>, that they leave too). So they install none: a hook they never
+    // call would still link std's default hook and its printing (mipsel -5.2 KB).
+    #[cfg(all(panic = "abort", not(panic = "immediate-abort")))]
     {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -98,11 +99,11 @@ fn main() -> ExitCode {
         Err(e) => return bad_usage(&e.to_string()),
     };
     if m.opt_present("h") {
-        print!("{USAGE}");
+        log::print(format_args!("{USAGE}"));
         return ExitCode::SUCCESS;
     }
     if m.opt_present("V") {
-        println!("modemd {}", env!("CARGO_PKG_VERSION"));
+        log::print(format_args!("modemd {}\n", env!("CARGO_PKG_VERSION")));
         return ExitCode::SUCCESS;
     }
     if m.free.len() > 1 {
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
     if let Some(link) = m.opt_str("l") {
         return client_mode(&m, link);
     }
-    serial::force_plain_termios(std::env::var_os("MODEMD_PLAIN_TERMIOS").is_some());
+    serial::force_plain_termios(sys::env_is_set(c"MODEMD_PLAIN_TERMIOS"));
     let config_path = m.opt_str("c").unwrap_or_else(|| DEFAULT_CONFIG.to_owned());
     let lock_dir = PathBuf::from(
         m.opt_str("L")
@@ -167,10 +168,10 @@ fn main() -> ExitCode {
     };
     if m.opt_present("t") {
         let devices: usize = config.pools.iter().map(|p| p.entries.len()).sum();
-        println!(
-            "{config_path}: ok ({} listeners, {devices} devices)",
+        log::print(format_args!(
+            "{config_path}: ok ({} listeners, {devices} devices)\n",
             config.pools.len()
-        );
+        ));
         return ExitCode::SUCCESS;
     }
     let user = match m.opt_str("u").map(|spec| daemon::identity(&spec)) {

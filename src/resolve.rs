@@ -8,7 +8,7 @@
 //! `MAX_LOOKUPS` lookups alive, and never decide admission: that is `acl.rs`.
 
 use std::ffi::CString;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -42,11 +42,21 @@ enum Answer {
 fn ask(query: Query) -> Answer {
     match query {
         Query::Reverse(ip) => Answer::Name(reverse_lookup(ip)),
-        Query::Forward(name) => Answer::Addrs(match (name.as_str(), 0).to_socket_addrs() {
-            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-            Err(_) => Vec::new(),
-        }),
+        Query::Forward(name) => Answer::Addrs(forward_lookup(&name)),
     }
+}
+
+/// The addresses of `name`, as std's `ToSocketAddrs` finds them (an address literal is its
+/// own answer, else getaddrinfo(3)), through `sys` instead: std's lookup with its error
+/// texts cost the router image 1.7 KB, and a failure here is only an empty answer.
+fn forward_lookup(name: &str) -> Vec<IpAddr> {
+    if let Ok(ip) = name.parse() {
+        return vec![ip];
+    }
+    CString::new(name)
+        .ok()
+        .and_then(|host| sys::host_addrs(&host))
+        .unwrap_or_default()
 }
 
 fn bounded(query: Query) -> Option<Answer> {
@@ -93,7 +103,7 @@ impl Resolver for SystemResolver {
 
 /// The name `ip` has: its /etc/hosts line, else its PTR record (through res_query(3)).
 fn reverse_lookup(ip: IpAddr) -> Option<String> {
-    if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
+    if let Ok(hosts) = sys::read_text(std::path::Path::new("/etc/hosts")) {
         if let Some(name) = crate::dns::hosts_name(&hosts, ip) {
             return Some(name);
         }
@@ -113,6 +123,17 @@ const T_PTR: libc::c_int = 12;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forward_lookups_take_literals_as_they_are_and_names_from_the_c_library() {
+        assert_eq!(forward_lookup("192.0.2.7"), [IpAddr::from([192, 0, 2, 7])]);
+        assert_eq!(
+            forward_lookup("::1"),
+            [IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16])]
+        );
+        assert!(forward_lookup("localhost").contains(&IpAddr::from([127, 0, 0, 1])));
+        assert!(forward_lookup("no\0such").is_empty());
+    }
 
     #[test]
     fn lookups_beyond_the_cap_fail_at_once() {

@@ -13,7 +13,7 @@ pub mod tty;
 pub mod url;
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -213,9 +213,13 @@ fn connect_while_open(tty: &Tty, url: &Url, link: &Path) -> Option<TcpStream> {
 /// A connection to the first of the host's addresses that answers; `Ok(None)` if the last
 /// program closed the tty meanwhile.
 fn connect(url: &Url, tty: &Tty) -> io::Result<Option<TcpStream>> {
+    let host = std::ffi::CString::new(url.host.as_str())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let addrs = sys::host_addrs(&host)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"))?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
-        match connect_to(addr, tty) {
+    for ip in addrs {
+        match connect_to(SocketAddr::new(ip, url.port), tty) {
             Ok(None) => return Ok(None),
             Ok(Some(stream)) => {
                 // Keystrokes and AT commands are single bytes: no Nagle delay for them.

@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 mod socket;
@@ -77,7 +77,7 @@ struct Listener {
 /// The accept thread and the listeners it serves.
 pub struct Acceptor {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<crate::thread::JoinHandle>,
 }
 
 struct Shared {

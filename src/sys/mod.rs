@@ -157,6 +157,24 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// The text of the file at `path`, as `std::fs::read_to_string` gives it (its errors, an
+/// invalid UTF-8 file's included), read by the one `read_to_end` that reads the config
+/// (through `Take<File>`): std's read_to_string is a second copy of that loop, and with
+/// its size hint from fstat costs the router image 0.5 KB.
+pub fn read_text(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(u64::MAX)
+        .read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 /// `read(2)` into `buf`; `Ok(0)` is end of file.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.

@@ -36,6 +36,42 @@ unsafe extern "C" {
     ) -> libc::c_int;
 }
 
+/// `getaddrinfo(3)` of `host`, for stream sockets of any family: the IPv4 and IPv6
+/// addresses it gives, in its order (other families skipped); `None` if it fails. The same
+/// call as std's `ToSocketAddrs` makes, without its error texts and port handling.
+pub fn host_addrs(host: &CStr) -> Option<Vec<IpAddr>> {
+    // SAFETY: addrinfo is plain old data; all-zero is the "no preference" hint.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `host` is NUL-terminated, no service is asked, and `list` receives the result.
+    if unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut list) } != 0 {
+        return None;
+    }
+    let mut addrs = Vec::new();
+    let mut ai = list;
+    // SAFETY: getaddrinfo succeeded, so `list` is a valid, null-terminated chain, read here
+    // before freeaddrinfo frees it; each ai_addr is a sockaddr of its ai_family's type.
+    unsafe {
+        while let Some(a) = ai.as_ref() {
+            match a.ai_family {
+                libc::AF_INET => {
+                    let sin = &*a.ai_addr.cast::<libc::sockaddr_in>();
+                    addrs.push(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*a.ai_addr.cast::<libc::sockaddr_in6>();
+                    addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                }
+                _ => {}
+            }
+            ai = a.ai_next;
+        }
+        libc::freeaddrinfo(list);
+    }
+    Some(addrs)
+}
+
 fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

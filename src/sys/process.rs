@@ -131,6 +131,16 @@ impl SignalSet {
     }
 }
 
+/// Whether the environment has a variable `name`. Not `std::env::var_os`: its lock and
+/// copy of the value cost the router image 0.8 KB, for a flag read once at start-up, before
+/// any other thread exists.
+pub fn env_is_set(name: &std::ffi::CStr) -> bool {
+    // SAFETY: `name` is NUL-terminated; only the pointer's nullness is used, and nothing
+    // changes the environment while getenv runs (modemd never does; tests set it only for
+    // the processes they spawn).
+    !unsafe { libc::getenv(name.as_ptr()) }.is_null()
+}
+
 /// Names the calling thread (what `ps -T` and `top -H` show); longer names are cut to 15
 /// bytes by the kernel. A failure only loses the name.
 pub fn set_thread_name(name: &std::ffi::CStr) {
