@@ -161,6 +161,7 @@ fn serve(mut tty: Tty, url: &Url, linked: &Linked) {
             continue;
         }
         let Some(stream) = connect_while_open(&tty, url, link) else {
+            crate::info!("{} closed before a connection", link.display());
             tty.flush();
             continue;
         };
@@ -171,12 +172,13 @@ fn serve(mut tty: Tty, url: &Url, linked: &Linked) {
                 tty.flush();
             }
             Gone::Line(end) => {
-                match end {
-                    End::ClientClosed => crate::warning!("{url} closed the connection"),
-                    End::ClientError(e) => crate::warning!("{url}: {e}"),
-                    end => crate::warning!("{url}: session ended: {end}"),
-                }
-                crate::info!("hanging up {}", link.display());
+                // In the relay's words the server is the client.
+                let why: &dyn std::fmt::Display = match &end {
+                    End::ClientClosed => &"connection closed",
+                    End::ClientError(e) => e,
+                    end => end,
+                };
+                crate::warning!("{url}: {why}; hanging up {}", link.display());
                 tty = replace(tty, linked);
             }
         }
@@ -191,10 +193,7 @@ fn connect_while_open(tty: &Tty, url: &Url, link: &Path) -> Option<TcpStream> {
     loop {
         match connect(url, tty) {
             Ok(Some(stream)) => return Some(stream),
-            Ok(None) => {
-                crate::info!("{} closed while connecting", link.display());
-                return None;
-            }
+            Ok(None) => return None,
             Err(e) if failures == 0 => crate::warning!(
                 "cannot connect to {url}: {e}; retrying while {} is open",
                 link.display()
@@ -203,7 +202,6 @@ fn connect_while_open(tty: &Tty, url: &Url, link: &Path) -> Option<TcpStream> {
         }
         failures += 1;
         if tty.closed_within(Some(wait)) {
-            crate::info!("{} closed: no more connects", link.display());
             return None;
         }
         wait = (wait * 2).min(MAX_RETRY);

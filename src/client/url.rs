@@ -22,6 +22,8 @@ pub struct Url {
     pub host: String,
     /// The TCP port.
     pub port: u16,
+    /// As given, for the log.
+    text: String,
 }
 
 /// Why a `URL` is not one.
@@ -67,31 +69,26 @@ impl FromStr for Url {
         };
         let host = match host.strip_prefix('[') {
             Some(v6) => v6.strip_suffix(']').ok_or(UrlError::Host)?,
-            None if host.contains([':', '[', ']']) => return Err(UrlError::Host),
+            None if host.bytes().any(|b| matches!(b, b':' | b'[' | b']')) => {
+                return Err(UrlError::Host);
+            }
             None => host,
         };
-        if host.is_empty() || host.contains(['/', '?', '@']) {
+        if host.is_empty() || host.bytes().any(|b| matches!(b, b'/' | b'?' | b'@')) {
             return Err(UrlError::Host);
         }
         Ok(Url {
             scheme,
             host: host.to_owned(),
             port,
+            text: s.to_owned(),
         })
     }
 }
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Rfc2217 => "rfc2217",
-            Scheme::Socket => "socket",
-        };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
+        f.write_str(&self.text)
     }
 }
 
