@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
@@ -54,6 +54,11 @@ struct Client {
 impl Client {
     /// Starts the client for `url` and waits until LINK exists, at most [`START`].
     fn start(url: &str) -> Client {
+        Client::start_with(url, &[])
+    }
+
+    /// [`Client::start`] with `args` before the URL.
+    fn start_with(url: &str, args: &[&std::ffi::OsStr]) -> Client {
         let dir = TempDir::new("client");
         // Named after its directory, unique: cu names its lock in /var/lock after it.
         let name = dir.path().file_name().expect("name").to_owned();
@@ -63,6 +68,7 @@ impl Client {
                 .arg("-l")
                 .arg(&link)
                 .args(["-n", "-d"])
+                .args(args)
                 .arg(url)
                 .stdout(Stdio::null()),
         );
@@ -356,6 +362,31 @@ fn link_starts_raw_at_115200_8n1_without_echo() {
         0,
         "input processing"
     );
+    // The PTY's default owner: the user the client runs as (the test's).
+    let meta = fs::metadata(client.target()).expect("slave");
+    // SAFETY: getuid takes nothing and cannot fail.
+    assert_eq!(meta.uid(), unsafe { libc::getuid() }, "slave owner");
+}
+
+#[test]
+fn pid_file_holds_the_clients_pid() {
+    let dir = TempDir::new("client-pid");
+    let pid_file = dir.join("modemd.pid");
+    let port = free_port();
+    let client = Client::start_with(
+        &format!("socket://127.0.0.1:{port}"),
+        &["-p".as_ref(), pid_file.as_os_str()],
+    );
+    let mut text = String::new();
+    wait_until(WAIT, || {
+        text = fs::read_to_string(&pid_file).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    assert_eq!(
+        text.trim().parse::<i32>().ok(),
+        Some(client.pid()),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -636,6 +667,44 @@ fn socket_url_sends_the_programs_bytes_and_nothing_else() {
     assert!(out.status.success(), "stty: {out:?}");
     tty.write_all(b"x");
     assert_eq!(pty.read_for(64, Duration::from_millis(500)), b"x");
+}
+
+#[test]
+fn socket_url_on_ipv6_loopback_connects_per_open() {
+    let server = std::net::TcpListener::bind("[::1]:0").expect("bind [::1] (IPv6 loopback)");
+    server.set_nonblocking(true).expect("nonblocking");
+    let port = server.local_addr().expect("addr").port();
+    let client = Client::start(&format!("socket://[::1]:{port}"));
+    let accept = || {
+        let mut got = None;
+        wait_until(WAIT, || {
+            got = server.accept().ok().map(|(s, _)| s);
+            got.is_some()
+        });
+        got
+    };
+    // Nothing to wait for but time: a client that connected at start would have by now.
+    thread::sleep(Duration::from_millis(500));
+    assert!(server.accept().is_err(), "connected with LINK closed");
+    for round in 0..2 {
+        let tty = client.open();
+        let mut conn = accept().unwrap_or_else(|| panic!("round {round}: no connection"));
+        conn.set_nonblocking(false).expect("blocking");
+        conn.set_read_timeout(Some(WAIT)).expect("timeout");
+        tty.write_all(b"ping");
+        assert_eq!(
+            read_until(&mut conn, b"ping", WAIT),
+            b"ping",
+            "round {round}"
+        );
+        conn.write_all(b"pong").expect("write");
+        assert_eq!(tty.read_until(b"pong", WAIT), b"pong", "round {round}");
+        drop(tty);
+        assert!(
+            read_to_close(&mut conn, WAIT).is_some(),
+            "round {round}: the last close did not disconnect"
+        );
+    }
 }
 
 // ---- Bulk data ----
