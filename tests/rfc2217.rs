@@ -5,16 +5,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::peers;
+use common::peers::{self, assert_exits_ok, serve_checks};
 use common::*;
-use modemd::sys;
 
 /// A daemon sharing `device` with `rfc2217=MODE` (and `options`) on a fresh port.
 fn rfc2217_line(device: &std::path::Path, mode: &str, options: &str) -> (Daemon, SocketAddr) {
@@ -62,82 +60,8 @@ s.close()
     assert!(said.contains("Linux ISDN"), "{said}");
 }
 
-/// What the test says back to the client on the device side, line by line, while checking
-/// the line's termios: the client tells what it just set, the test checks and answers `ok`.
-/// If `client` has not told `done` by the deadline, it is killed and what it said shown.
-fn serve_checks(
-    pty: &Pty,
-    client: &mut Child,
-    mut check: impl FnMut(&str, &libc::termios),
-) -> Vec<String> {
-    let master = pty.master.try_clone().expect("dup master");
-    let mut seen = Vec::new();
-    let mut pending = Vec::new();
-    let deadline = Instant::now() + WAIT * 4;
-    loop {
-        if Instant::now() >= deadline || matches!(client.try_wait(), Ok(Some(_))) {
-            let _ = client.kill();
-            let said = said(client);
-            panic!("checks did not finish: {seen:?}; the client said: {said}");
-        }
-        let got = pty.read_for(1, Duration::from_millis(100));
-        pending.extend_from_slice(&got);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line).trim().to_owned();
-            check(&line, &pty.termios());
-            let _ = sys::write(master.as_fd(), b"ok\n");
-            let done = line == "done";
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
-
-fn speed(t: &libc::termios) -> libc::speed_t {
-    // SAFETY: cfgetospeed reads the termios passed by reference.
-    unsafe { libc::cfgetospeed(t) }
-}
-
 fn spawn_python(addr: SocketAddr, script: &str) -> ChildGuard {
-    let program = format!("URL = 'rfc2217://{addr}'\n{script}");
-    ChildGuard(
-        peers::python3()
-            .arg("-c")
-            .arg(program)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run python3"),
-    )
-}
-
-/// Everything a finished (or killed) child wrote.
-fn said(child: &mut Child) -> String {
-    let _ = child.wait();
-    let mut said = String::new();
-    if let Some(out) = child.stdout.as_mut() {
-        let _ = out.read_to_string(&mut said);
-    }
-    if let Some(err) = child.stderr.as_mut() {
-        let _ = err.read_to_string(&mut said);
-    }
-    said
-}
-
-/// Waits for `child` to exit 0, at most `timeout`; panics with what it said otherwise.
-fn assert_exits_ok(child: &mut Child, timeout: Duration) {
-    let ok = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
-    if !ok {
-        let _ = child.kill();
-    }
-    let said = said(child);
-    assert!(ok, "client still running: {said}");
-    let status = child.try_wait().ok().flatten();
-    assert!(status.is_some_and(|s| s.success()), "client failed: {said}");
+    peers::spawn_python(&format!("URL = 'rfc2217://{addr}'\n{script}"))
 }
 
 #[test]
@@ -169,7 +93,8 @@ told(b"done")
 s.close()
 "#,
     );
-    let seen = serve_checks(&pty, &mut client.0, |line, t| {
+    let seen = serve_checks(&pty, &mut client.0, |line, pty| {
+        let t = &pty.termios();
         if let Some(b) = line.strip_prefix("baud ") {
             let want = match b {
                 "9600" => libc::B9600,
@@ -203,8 +128,12 @@ s.write(b"done\n")
 assert s.read_until(b"ok\n").endswith(b"ok\n")
 "#,
     );
-    serve_checks(&pty, &mut client.0, |_, t| {
-        assert_eq!(speed(t), libc::B115200, "a fixed line changed speed");
+    serve_checks(&pty, &mut client.0, |_, pty| {
+        assert_eq!(
+            speed(&pty.termios()),
+            libc::B115200,
+            "a fixed line changed speed"
+        );
     });
     assert_exits_ok(&mut client.0, WAIT * 2);
 }

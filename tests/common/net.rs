@@ -160,3 +160,31 @@ pub fn send_in_background(s: &TcpStream, data: Vec<u8>) -> thread::JoinHandle<io
     let mut w = s.try_clone().expect("clone");
     thread::spawn(move || w.write_all(&data))
 }
+
+/// The states of the TCP sockets (IPv4 and IPv6) with `port` at either end, from
+/// /proc/net/tcp{,6}: `0A` listening, `01` established, and so on.
+pub fn tcp_states(port: u16) -> Vec<String> {
+    let hex = format!(":{port:04X}");
+    let mut states = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 3 && (f[1].ends_with(&hex) || f[2].ends_with(&hex)) {
+                states.push(f[3].to_owned());
+            }
+        }
+    }
+    states
+}
+
+/// Whether something listens on `port` (any address), without connecting to it.
+pub fn listening(port: u16) -> bool {
+    tcp_states(port).iter().any(|s| s == "0A")
+}
+
+/// How many established connections have `port` at one end (both ends of a loopback
+/// connection count).
+pub fn established(port: u16) -> usize {
+    tcp_states(port).iter().filter(|s| *s == "01").count()
+}

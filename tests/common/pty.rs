@@ -143,3 +143,9 @@ pub fn echo_master(master: OwnedFd) -> thread::JoinHandle<()> {
         }
     })
 }
+
+/// The output speed of `t` (a `B…` constant).
+pub fn speed(t: &libc::termios) -> libc::speed_t {
+    // SAFETY: cfgetospeed reads the termios passed by reference.
+    unsafe { libc::cfgetospeed(t) }
+}
