@@ -629,6 +629,19 @@ fn talk_through(server: &Peer, pty: &Pty) {
     wait_termios(pty, |t| speed(t) == libc::B9600).unwrap();
     tty.write_all(b"still\r");
     assert_eq!(pty.read_for(6, WAIT), b"still\r", "after the change");
+    // A second connection: the server's DTR quirk (no answer, or another value) was logged
+    // at debug level the first time and is neither logged nor waited for again.
+    drop(tty);
+    let tty = client.open();
+    tty.write_all(b"again\r");
+    assert_eq!(pty.read_for(6, WAIT), b"again\r", "second connection");
+    let quirks = client.log.count("SET-CONTROL 8");
+    assert_eq!(
+        quirks,
+        1,
+        "DTR quirk logged {quirks} times:\n{}",
+        client.log.all()
+    );
 }
 
 #[test]
@@ -878,4 +891,46 @@ fn sigterm_removes_link_and_exits_0() {
             assert!(tty.wait_end(hangup_bound()).is_ok(), "reads go on");
         }
     }
+}
+
+/// What a program wrote and could not send, or left unread, is gone at its last close, as
+/// a real port's close drops it: the next program's first bytes are its own.
+#[test]
+fn nothing_stale_reaches_the_next_program() {
+    let pty = Pty::open().expect("pty");
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let client = Client::of("socket", addr);
+    {
+        // No server yet: these bytes wait in the PTY, then the program gives up.
+        let tty = client.open();
+        tty.write_all(b"stale\r");
+    }
+    let conf = config_entry(port, &pty.slave, "hangup=0");
+    let _d = Daemon::builder(&conf).start();
+    {
+        let tty = client.open();
+        tty.write_all(b"atz\r");
+        assert_eq!(pty.read_for(4, WAIT), b"atz\r", "the device's first bytes");
+        // The server speaks after the program stopped reading.
+        pty.write_all(b"\r\nRING\r\n");
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The close is seen as the master's hang-up: an open at the same instant would continue
+    // the connection, as one program.
+    assert!(
+        wait_until(WAIT, || established(port) == 0),
+        "closing LINK kept the connection"
+    );
+    let tty = client.open();
+    tty.write_all(b"at\r");
+    assert_eq!(pty.read_for(3, WAIT), b"at\r");
+    pty.write_all(b"OK\r\n");
+    let got = tty.read_until(b"OK\r\n", WAIT);
+    assert_eq!(
+        got,
+        b"OK\r\n",
+        "the last program's unread bytes reached this one:\n{}",
+        client.log.all()
+    );
 }
