@@ -162,15 +162,11 @@ fn serve(mut tty: Tty, url: &Url, linked: &Linked) {
         }
         let Some(stream) = connect_while_open(&tty, url, link) else {
             crate::info!("{} closed before a connection", link.display());
-            tty.flush();
             continue;
         };
         crate::info!("{} opened: connected to {url}", link.display());
         match session(&tty, url, stream, &asked) {
-            Gone::Tty => {
-                crate::info!("{} closed: disconnected from {url}", link.display());
-                tty.flush();
-            }
+            Gone::Tty => crate::info!("{} closed: disconnected from {url}", link.display()),
             Gone::Line(end) => {
                 // In the relay's words the server is the client.
                 let why: &dyn std::fmt::Display = match &end {

@@ -86,11 +86,17 @@ impl Tty {
         sys::poll(&fds, timeout).is_ok_and(|r| r[0].hangup)
     }
 
-    /// Waits until a program opens the tty.
+    /// Waits until a program opens the tty. What a program left in it when it closed is
+    /// dropped first (see [`Tty::flush`]), also if it came and went unseen.
     pub fn wait_open(&self) -> io::Result<()> {
         let mut events = [0u8; 512];
         loop {
-            // Events first, then the look: an open after the look wakes the poll.
+            if !self.closed_within(Some(Duration::ZERO)) {
+                return Ok(());
+            }
+            self.flush();
+            // The flush opened the slave too: its event goes, and the look after it sees
+            // an open that came meanwhile; an open after the look wakes the poll.
             while sys::read(self.opens.as_fd(), &mut events).is_ok_and(|n| n > 0) {}
             if !self.closed_within(Some(Duration::ZERO)) {
                 return Ok(());
@@ -103,10 +109,7 @@ impl Tty {
     /// the server's: the next program starts clean, as on a real port, which its last close
     /// flushes. A program opening the tty just now could lose its first bytes; the window is
     /// the time of two system calls.
-    pub fn flush(&self) {
-        if !self.closed_within(Some(Duration::ZERO)) {
-            return;
-        }
+    fn flush(&self) {
         let _ = termios::flush(self.master.as_fd(), Queue::Input);
         let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK;
         if let Ok(slave) = sys::open(&self.slave, flags, 0) {
