@@ -947,3 +947,37 @@ fn nothing_stale_reaches_the_next_program() {
         client.log.all()
     );
 }
+
+/// A server that asks Telnet questions without end and reads none of the answers: the
+/// client stops answering at a bound and hangs the tty up, instead of growing or hanging.
+#[test]
+fn a_server_that_never_reads_the_answers_is_hung_up_on() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = Client::of("rfc2217", addr);
+    let flood = thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return 0;
+        };
+        // IAC DO ECHO: refused with IAC WONT ECHO every time.
+        let chunk = [255u8, 253, 1].repeat(10_000);
+        s.set_write_timeout(Some(WAIT)).expect("timeout");
+        let mut sent = 0usize;
+        while sent < 64 << 20 {
+            match io::Write::write(&mut s, &chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    let tty = client.open();
+    tty.wait_end(WAIT * 4)
+        .unwrap_or_else(|e| panic!("{e}\n{}", client.log.all()));
+    assert!(flood.join().expect("flood") > 64 * 1024);
+    assert!(
+        client.log.count("server reads no answers") == 1,
+        "{}",
+        client.log.all()
+    );
+}

@@ -16,6 +16,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::telnet::MAX_BACKLOG;
 use super::{Control, End, Totals, deliver, pump, read_client, with_buffer, write_client};
 use crate::client::line::{self, Asked, Wanted};
 use crate::client::tty::Master;
@@ -53,6 +54,25 @@ impl Remote {
 
     fn outbox(&self) -> MutexGuard<'_, Vec<u8>> {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `replies` for the writer; an error once too many wait: a server that keeps
+    /// asking and never reads the answers must not grow us.
+    fn queue(&self, replies: &mut Vec<u8>) -> Result<(), End> {
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let backlog = {
+            let mut outbox = self.outbox();
+            outbox.append(replies);
+            outbox.len()
+        };
+        self.ready.signal();
+        if backlog > MAX_BACKLOG {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "server reads no answers");
+            return Err(End::ClientError(e));
+        }
+        Ok(())
     }
 
     /// Takes the server's answers, logging an odd one.
@@ -118,7 +138,7 @@ fn open(
     decoder.greeting(&mut out);
     send(ctl, master, &out)?;
     let mut until = Instant::now() + ANSWER_WAIT;
-    while decoder.com_port_pending() && receive(ctl, master, remote, decoder, early, until)? {}
+    while decoder.com_port_pending() && receive(ctl, remote, decoder, early, until)? {}
     if !decoder.com_port() {
         crate::warning!("the server does not do RFC 2217: the tty's settings are not sent");
         return Ok(None);
@@ -130,7 +150,7 @@ fn open(
     }
     send(ctl, master, &out)?;
     until = Instant::now() + ANSWER_WAIT;
-    while !remote.asked().settled() && receive(ctl, master, remote, decoder, early, until)? {}
+    while !remote.asked().settled() && receive(ctl, remote, decoder, early, until)? {}
     for (setting, value) in remote.asked().give_up() {
         crate::debug!(
             "no answer from the server to {} {value} in {} ms; not waiting for it again",
@@ -151,7 +171,6 @@ fn send(ctl: &Control, master: &Master, bytes: &[u8]) -> Result<(), End> {
 /// `early`. `Ok(false)` once the time is up.
 fn receive(
     ctl: &Control,
-    master: &Master,
     remote: &Remote,
     decoder: &mut Decoder,
     early: &mut Vec<u8>,
@@ -176,7 +195,8 @@ fn receive(
     let (mut replies, mut commands) = (Vec::new(), Vec::new());
     let data = decoder.decode(&mut buf, n, &mut replies, &mut commands);
     early.extend_from_slice(&buf[..data]);
-    send(ctl, master, &replies)?;
+    // Queued, not sent: a server that asks without reading must not block us here.
+    remote.queue(&mut replies)?;
     remote.answered(&mut commands);
     Ok(true)
 }
@@ -197,9 +217,9 @@ fn to_tty(
     let (mut replies, mut commands) = (Vec::new(), Vec::new());
     while let Some(n) = read_client(ctl, buf) {
         let data = decoder.decode(buf, n, &mut replies, &mut commands);
-        if !replies.is_empty() {
-            remote.outbox().append(&mut replies);
-            remote.ready.signal();
+        if let Err(end) = remote.queue(&mut replies) {
+            ctl.stop(end);
+            break;
         }
         remote.answered(&mut commands);
         if !deliver(ctl, master, &buf[..data], &mut total) {

@@ -22,7 +22,7 @@ use crate::telnet::{self, Decoder};
 
 /// Most answer bytes waiting for a client before its session ends: far more than a client
 /// that reads them ever leaves unread.
-const MAX_BACKLOG: usize = 64 * 1024;
+pub(super) const MAX_BACKLOG: usize = 64 * 1024;
 
 /// Copies both ways as [`super::run`] does, speaking Telnet and RFC 2217 to the client.
 pub fn run(
