@@ -85,7 +85,7 @@ pub fn check_not_running(path: &Path) -> Result<(), PidError> {
 /// words of its command line (argv[0] natively; under an emulator such as qemu-user the
 /// program comes after the emulator's own arguments, and `comm` names the emulator).
 fn is_modemd(pid: i32) -> bool {
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = sys::read_file(Path::new(&format!("/proc/{pid}/cmdline"))).unwrap_or_default();
     cmdline.split(|&b| b == 0).take(8).any(|arg| {
         let name = arg.rsplit(|&b| b == b'/').next().unwrap_or(arg);
         name.starts_with(b"modemd")
