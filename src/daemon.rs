@@ -99,7 +99,12 @@ pub struct PidFile(PathBuf);
 impl PidFile {
     /// Writes this process's PID to `path`.
     pub fn write(path: &Path) -> Result<PidFile, PidError> {
-        fs::write(path, format!("{}\n", sys::getpid())).map_err(|source| PidError::Write {
+        // Not fs::write: sys::write_all is already in the image, std's File writing is not.
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        let text = format!("{}\n", sys::getpid());
+        let written = sys::open(path, flags, 0o666)
+            .and_then(|fd| sys::write_all(fd.as_fd(), text.as_bytes()));
+        written.map_err(|source| PidError::Write {
             path: path.to_owned(),
             source,
         })?;

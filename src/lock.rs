@@ -29,7 +29,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -271,8 +271,7 @@ fn template_in(dir: &Path) -> Result<PathBuf, Error> {
     let _ = fs::remove_file(&path);
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     let written = sys::open(&path, flags, 0o644)
-        .map(fs::File::from)
-        .and_then(|mut f| f.write_all(content(pid).as_bytes()));
+        .and_then(|fd| sys::write_all(fd.as_fd(), content(pid).as_bytes()));
     if let Err(source) = written {
         let _ = fs::remove_file(&path);
         return Err(Error::Io {

@@ -206,6 +206,23 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// All of `buf` to `fd`, as std's `write_all` does: `EINTR` retried, a write of nothing an
+/// error.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match retry(|| write(fd, buf))? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
 /// What `poll` reported for one descriptor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
