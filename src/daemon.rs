@@ -66,7 +66,9 @@ pub fn check_not_running(path: &Path) -> Result<(), PidError> {
     let Ok(text) = sys::read_text(path) else {
         return Ok(());
     };
-    let Ok(pid) = text.trim().parse::<i32>() else {
+    // ASCII whitespace only: modemd writes `PID\n`, and str::trim's Unicode table costs the
+    // router image half a kilobyte.
+    let Ok(pid) = text.trim_ascii().parse::<i32>() else {
         return Ok(());
     };
     if pid == sys::getpid() || !sys::process_alive(pid) {

@@ -189,9 +189,11 @@ pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, Error> {
 fn parse_pid(content: &[u8]) -> Option<i32> {
     // Linux's PID_MAX_LIMIT (include/linux/threads.h): 4 Mi on 64-bit, less on 32-bit.
     const PID_MAX_LIMIT: i32 = 4 << 20;
-    let text = std::str::from_utf8(content).ok().map(str::trim);
-    let pid = match text {
-        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok()?,
+    // Trimmed of ASCII whitespace, as bytes: HDB writers put spaces and a newline around
+    // the digits, and str::trim's Unicode table costs the router image half a kilobyte.
+    let text = content.trim_ascii();
+    let pid = match std::str::from_utf8(text) {
+        Ok(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok()?,
         _ if content.len() == 4 => {
             i32::from_ne_bytes([content[0], content[1], content[2], content[3]])
         }
