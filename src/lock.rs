@@ -31,6 +31,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -170,15 +171,19 @@ pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, Error> {
         device: device.to_owned(),
         source,
     })?;
-    let Some(name) = real.file_name() else {
+    // The last name of the resolved path, which devpath builds of plain names joined by
+    // single slashes: what Path::file_name gives it, without std's component iteration.
+    // Only `/` itself has none.
+    let name = real.as_os_str().as_bytes().rsplit(|&b| b == b'/').next();
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Err(Error::Device {
             device: device.to_owned(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
         });
     };
-    let mut file = std::ffi::OsString::from("LCK..");
-    file.push(name);
-    Ok(dir.join(file))
+    let mut file = b"LCK..".to_vec();
+    file.extend_from_slice(name);
+    Ok(dir.join(std::ffi::OsStr::from_bytes(&file)))
 }
 
 /// The PID in a lock file: HDB writes it as ASCII (`%10d\n`); very old UUCPs wrote a binary
@@ -234,6 +239,9 @@ pub fn release_all() {
 /// The file every lock of this process is a link to: our PID, written once.
 struct Template {
     pid: libc::pid_t,
+    /// The directory it was written in, as `path`'s parent: kept, not asked of `path`
+    /// (Path::parent costs the router image half a kilobyte).
+    dir: PathBuf,
     path: PathBuf,
 }
 
@@ -256,7 +264,7 @@ fn template_in(dir: &Path) -> Result<PathBuf, Error> {
     let pid = sys::getpid();
     let mut t = template();
     match t.take() {
-        Some(old) if old.pid == pid && old.path.parent() == Some(dir) => {
+        Some(old) if old.pid == pid && old.dir == dir => {
             let path = old.path.clone();
             *t = Some(old);
             return Ok(path);
@@ -284,6 +292,7 @@ fn template_in(dir: &Path) -> Result<PathBuf, Error> {
     }
     *t = Some(Template {
         pid,
+        dir: dir.to_owned(),
         path: path.clone(),
     });
     Ok(path)
