@@ -68,7 +68,7 @@ pub fn check_not_running(path: &Path) -> Result<(), PidError> {
     };
     // ASCII whitespace only: modemd writes `PID\n`, and str::trim's Unicode table costs the
     // router image half a kilobyte.
-    let Ok(pid) = text.trim_ascii().parse::<i32>() else {
+    let Some(pid) = crate::lock::parse_i32(text.trim_ascii()) else {
         return Ok(());
     };
     if pid == sys::getpid() || !sys::process_alive(pid) {

@@ -198,13 +198,28 @@ fn parse_pid(content: &[u8]) -> Option<i32> {
     // the digits, and str::trim's Unicode table costs the router image half a kilobyte.
     let text = content.trim_ascii();
     let pid = match std::str::from_utf8(text) {
-        Ok(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok()?,
+        Ok(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => parse_i32(t)?,
         _ if content.len() == 4 => {
             i32::from_ne_bytes([content[0], content[1], content[2], content[3]])
         }
         _ => return None,
     };
     (1..=PID_MAX_LIMIT).contains(&pid).then_some(pid)
+}
+
+/// `s` read as `i32::from_str` reads it (an optional sign, then decimal digits), through the
+/// `u32` parser the image has anyway: i32's own costs the router image 0.6 KB more.
+pub(crate) fn parse_i32(s: &str) -> Option<i32> {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, s),
+    };
+    // u32's parser takes a `+` of its own; i32's takes none after a `-`.
+    if negative && digits.starts_with('+') {
+        return None;
+    }
+    let n = i64::from(digits.parse::<u32>().ok()?);
+    i32::try_from(if negative { -n } else { n }).ok()
 }
 
 /// `%10d\n`, the HDB format Taylor `cu`, minicom and pppd write and read.
@@ -410,7 +425,7 @@ fn sweep_dead_templates(dir: &Path) {
         let pid = name
             .to_str()
             .and_then(|n| n.strip_prefix("LTMP."))
-            .and_then(|p| p.parse::<libc::pid_t>().ok());
+            .and_then(parse_i32);
         if let Some(pid) = pid.filter(|&p| p != sys::getpid() && !sys::process_alive(p)) {
             crate::info!("removed {} of dead process {pid}", entry.path().display());
             let _ = fs::remove_file(entry.path());
@@ -491,6 +506,36 @@ impl Drop for UucpLock {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn parse_i32_reads_as_i32_from_str_does() {
+        for s in [
+            "",
+            "+",
+            "-",
+            "0",
+            "-0",
+            "+0",
+            "42",
+            "+42",
+            "-42",
+            "-+42",
+            "+-42",
+            "--1",
+            "++1",
+            "2147483647",
+            "2147483648",
+            "-2147483648",
+            "-2147483649",
+            "4294967296",
+            " 1",
+            "1 ",
+            "0x10",
+            "00012",
+        ] {
+            assert_eq!(parse_i32(s), s.parse::<i32>().ok(), "{s:?}");
+        }
+    }
 
     #[test]
     fn content_is_hdb_ten_digits() {
