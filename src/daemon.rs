@@ -66,7 +66,9 @@ pub fn check_not_running(path: &Path) -> Result<(), PidError> {
     let Ok(text) = sys::read_text(path) else {
         return Ok(());
     };
-    let Ok(pid) = text.trim().parse::<i32>() else {
+    // ASCII whitespace only: modemd writes `PID\n`, and str::trim's Unicode table costs the
+    // router image half a kilobyte.
+    let Some(pid) = crate::lock::parse_i32(text.trim_ascii()) else {
         return Ok(());
     };
     if pid == sys::getpid() || !sys::process_alive(pid) {
@@ -85,7 +87,7 @@ pub fn check_not_running(path: &Path) -> Result<(), PidError> {
 /// words of its command line (argv[0] natively; under an emulator such as qemu-user the
 /// program comes after the emulator's own arguments, and `comm` names the emulator).
 fn is_modemd(pid: i32) -> bool {
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = sys::read_file(Path::new(&format!("/proc/{pid}/cmdline"))).unwrap_or_default();
     cmdline.split(|&b| b == 0).take(8).any(|arg| {
         let name = arg.rsplit(|&b| b == b'/').next().unwrap_or(arg);
         name.starts_with(b"modemd")
@@ -99,7 +101,12 @@ pub struct PidFile(PathBuf);
 impl PidFile {
     /// Writes this process's PID to `path`.
     pub fn write(path: &Path) -> Result<PidFile, PidError> {
-        fs::write(path, format!("{}\n", sys::getpid())).map_err(|source| PidError::Write {
+        // Not fs::write: sys::write_all is already in the image, std's File writing is not.
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        let text = format!("{}\n", sys::getpid());
+        let written = sys::open(path, flags, 0o666)
+            .and_then(|fd| sys::write_all(fd.as_fd(), text.as_bytes()));
+        written.map_err(|source| PidError::Write {
             path: path.to_owned(),
             source,
         })?;

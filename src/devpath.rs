@@ -7,8 +7,10 @@
 //! buffers. The walk is pure (the links come from a function), so it is tested without a
 //! file system.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 /// More links than this in one path is a loop (Linux's own limit).
 const MAX_LINKS: usize = 40;
@@ -34,51 +36,86 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
 /// Resolves `path` from the directory `start` (ignored if `path` is absolute), asking
 /// `link` for each component: `Ok(Some(target))` for a link, `Ok(None)` for anything else
 /// that exists, an error for what does not.
+///
+/// The path is handled as bytes, split at `/`, as std's `Components` splits it (empty and
+/// `.` components dropped, `..` the parent): std's component iteration, `PathBuf::push` and
+/// `PathBuf::pop` cost the router image more than this walk.
 pub fn walk(
     start: PathBuf,
     path: &Path,
     mut link: impl FnMut(&Path) -> io::Result<Option<PathBuf>>,
 ) -> io::Result<PathBuf> {
     let mut done = if path.is_absolute() {
-        PathBuf::from("/")
+        b"/".to_vec()
     } else {
-        start
+        start.into_os_string().into_vec()
     };
     // Components still to walk, the next one last.
-    let mut todo: Vec<PathBuf> = Vec::new();
-    push_components(&mut todo, path);
+    let mut todo: Vec<Vec<u8>> = Vec::new();
+    push_components(&mut todo, path.as_os_str().as_bytes());
     let mut links = 0;
-    while let Some(c) = todo.pop() {
-        match c.components().next() {
-            Some(Component::CurDir) | Some(Component::RootDir) | None => {}
-            Some(Component::ParentDir) => {
-                done.pop();
+    while let Some(name) = todo.pop() {
+        if name == b".." {
+            pop(&mut done);
+            continue;
+        }
+        push(&mut done, &name);
+        if let Some(target) = link(Path::new(OsStr::from_bytes(&done)))? {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
             }
-            Some(Component::Normal(name)) => {
-                done.push(name);
-                if let Some(target) = link(&done)? {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                    }
-                    done.pop();
-                    if target.is_absolute() {
-                        done = PathBuf::from("/");
-                    }
-                    push_components(&mut todo, &target);
-                }
+            pop(&mut done);
+            if target.is_absolute() {
+                done = b"/".to_vec();
             }
-            Some(Component::Prefix(_)) => {}
+            push_components(&mut todo, target.as_os_str().as_bytes());
         }
     }
-    Ok(done)
+    Ok(PathBuf::from(OsString::from_vec(done)))
 }
 
-/// Queues the components of `path` so that its first is popped next.
-fn push_components(todo: &mut Vec<PathBuf>, path: &Path) {
+/// Queues the components of `path` that name something (not empty, not `.`) so that its
+/// first is popped next.
+fn push_components(todo: &mut Vec<Vec<u8>>, path: &[u8]) {
     let at = todo.len();
-    todo.extend(path.components().map(|c| PathBuf::from(c.as_os_str())));
+    let names = path.split(|&b| b == b'/');
+    todo.extend(
+        names
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(<[u8]>::to_vec),
+    );
     todo[at..].reverse();
+}
+
+/// `PathBuf::push` of a plain name: a `/` between them unless `dir` is empty or ends in one.
+fn push(dir: &mut Vec<u8>, name: &[u8]) {
+    if !dir.is_empty() && !dir.ends_with(b"/") {
+        dir.push(b'/');
+    }
+    dir.extend_from_slice(name);
+}
+
+/// `PathBuf::pop` of a path without `.` or `..` components: the last name and the slashes
+/// before it go, but never the root (`/` stays `/`).
+fn pop(path: &mut Vec<u8>) {
+    let trimmed = path.len() - path.iter().rev().take_while(|&&b| b == b'/').count();
+    if trimmed == 0 {
+        return;
+    }
+    let parent = path[..trimmed].iter().rposition(|&b| b == b'/');
+    let keep = match parent {
+        None => 0,
+        Some(at) => {
+            let end = path[..at]
+                .iter()
+                .rposition(|&b| b != b'/')
+                .map_or(0, |i| i + 1);
+            // Slashes only before the name: the root.
+            if end == 0 { 1 } else { end }
+        }
+    };
+    path.truncate(keep);
 }
 
 #[cfg(test)]
@@ -162,6 +199,24 @@ mod tests {
     fn relative_paths_start_from_the_directory() {
         let existing = [DEV, &["/home/ttyS9"]].concat();
         assert_eq!(resolve_in(&existing, &[], "ttyS9").unwrap(), "/home/ttyS9");
+    }
+
+    #[test]
+    fn pop_and_push_agree_with_pathbuf() {
+        for p in [
+            "/", "", "a", "a/b", "/a", "/a/b", "/a/b/", "//a//b//", "a//b",
+        ] {
+            let mut ours = p.as_bytes().to_vec();
+            pop(&mut ours);
+            let mut theirs = PathBuf::from(p);
+            theirs.pop();
+            assert_eq!(OsStr::from_bytes(&ours), theirs.as_os_str(), "pop {p:?}");
+            let mut ours = p.as_bytes().to_vec();
+            push(&mut ours, b"x");
+            let mut theirs = PathBuf::from(p);
+            theirs.push("x");
+            assert_eq!(OsStr::from_bytes(&ours), theirs.as_os_str(), "push {p:?}");
+        }
     }
 
     #[test]

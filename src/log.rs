@@ -5,14 +5,17 @@
 //! session.
 
 use std::fmt;
-use std::fs::File;
-use std::io::Write;
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use crate::sys;
 
 static SYSLOG: AtomicBool = AtomicBool::new(false);
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+/// Held while a line goes to stderr, as std's stderr lock was: one thread's line is never
+/// cut by another's, even when the kernel takes it in more than one write.
+static STDERR: Mutex<()> = Mutex::new(());
 
 /// How much a line matters; the numbers are syslog priorities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,9 +62,11 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
         // One write(2) a line: stderr is unbuffered, and formatting straight into it would
         // cost a system call per piece. Not eprintln!: it panics when stderr is a closed
         // pipe (a dead log reader under procd or systemd), and a lost line must not cost a
-        // session.
+        // session. Not std's stderr either: its reentrant lock and write_all cost the router
+        // image more than sys::write_all and a Mutex.
         let line = format!("modemd: {tag}{args}\n");
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _guard = STDERR.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = put(2, &line);
     }
 }
 
@@ -90,14 +95,33 @@ macro_rules! debug {
 /// itself: its locked, line-buffered stdout and the flush at exit cost the router image
 /// 2.4 KB. One write(2) for the text, as stdout is nothing but these few lines.
 pub fn print(args: fmt::Arguments<'_>) {
-    // SAFETY: descriptor 1 is never closed here (ManuallyDrop), and std's own stdout wraps
-    // it the same way; if it is not open, writes fail with EBADF, handled below.
-    let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    match out.write_all(args.to_string().as_bytes()) {
+    shown(1, "stdout", &args.to_string());
+}
+
+/// Writes `args` to stderr, as `eprint!` does, for `main`'s usage errors and the message of
+/// a daemon that failed to start; in one write(2), where `eprint!` made one a piece.
+pub fn eprint(args: fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let _guard = STDERR.lock().unwrap_or_else(|p| p.into_inner());
+    shown(2, "stderr", &text);
+}
+
+/// `text` on descriptor `fd`, failing as `print!` and `eprint!` do.
+fn shown(fd: RawFd, name: &str, text: &str) {
+    match put(fd, text) {
         Ok(()) => {}
-        // As std's stdout: a closed descriptor 1 swallows the text.
+        // As std's stdout and stderr: a closed descriptor swallows the text.
         Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
-        // As `print!`, which panics on any other failure.
-        Err(e) => panic!("failed printing to stdout: {e}"),
+        // As `print!` and `eprint!`, which panic on any other failure.
+        Err(e) => panic!("failed printing to {name}: {e}"),
     }
+}
+
+/// All of `text` written to standard descriptor `fd` (1 or 2).
+fn put(fd: RawFd, text: &str) -> std::io::Result<()> {
+    // SAFETY: descriptors 1 and 2 are never closed by modemd (daemonize points them at
+    // /dev/null), and std's own stdout and stderr use them the same way; if one is not open,
+    // the write fails with EBADF, which the callers handle.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    sys::write_all(fd, text.as_bytes())
 }

@@ -73,7 +73,7 @@ where
 }
 
 fn bad_usage(msg: &str) -> ExitCode {
-    eprintln!("modemd: {msg} (modemd -h for help)");
+    log::eprint(format_args!("modemd: {msg} (modemd -h for help)\n"));
     ExitCode::from(2)
 }
 
@@ -229,7 +229,7 @@ fn finish(result: Result<server::Ended, server::Error>) -> ExitCode {
         Ok(server::Ended::Stopped) => ExitCode::SUCCESS,
         Ok(server::Ended::Detached(outcome)) => {
             if let Some(msg) = &outcome.message {
-                eprintln!("modemd: {msg}");
+                log::eprint(format_args!("modemd: {msg}\n"));
             }
             // _exit, not a return: this is the process that waited for the daemon (or the
             // middle one of the double fork), and what it holds belongs to the daemon now;

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,14 +84,14 @@ fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
 }
 
 /// A config file larger than this is refused (a real one is a few hundred bytes).
-const MAX_CONFIG: u64 = 1 << 20;
+const MAX_CONFIG: usize = 1 << 20;
 
 /// Opens `path` for reading if it is a regular file.
 ///
 /// `O_NONBLOCK`, as a FIFO would block the open until a writer came (and `-t` with it) and a
 /// tty until its carrier; `O_NOCTTY`, as a tty named by mistake must not become ours. The
 /// type is then asked of the open file, not of the path, which could change in between.
-fn open_regular(path: &str) -> io::Result<std::fs::File> {
+fn open_regular(path: &str) -> io::Result<OwnedFd> {
     // Asked of the path first too, through an O_PATH descriptor (which opens nothing): a tty
     // named by mistake (`-c /dev/ttyS1`) must not even be opened, which would raise its DTR.
     let probe = sys::open(std::path::Path::new(path), libc::O_PATH, 0)?;
@@ -106,7 +106,7 @@ fn open_regular(path: &str) -> io::Result<std::fs::File> {
     if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(not_regular());
     }
-    Ok(std::fs::File::from(fd))
+    Ok(fd)
 }
 
 fn not_regular() -> io::Error {
@@ -118,15 +118,15 @@ fn not_regular() -> io::Error {
 /// The bytes go to the parser as they are: it names a NUL, a control byte or invalid UTF-8
 /// at its line, where a lossy conversion would have turned `/dev/tty\xff` into another path.
 pub fn load(path: &str) -> Option<Config> {
-    let mut bytes = Vec::new();
-    let read = open_regular(path).and_then(|f| {
-        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut bytes)
-    });
-    if let Err(e) = read {
-        crate::error!("cannot read {path}: {e}");
-        return None;
-    }
-    if bytes.len() as u64 > MAX_CONFIG {
+    let read = open_regular(path).and_then(|fd| sys::read_all(fd.as_fd(), MAX_CONFIG + 1));
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            crate::error!("cannot read {path}: {e}");
+            return None;
+        }
+    };
+    if bytes.len() > MAX_CONFIG {
         crate::error!("{path}: larger than {MAX_CONFIG} bytes; not a modemd config");
         return None;
     }

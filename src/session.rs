@@ -10,7 +10,7 @@
 //! is hung up and closed before the lock is removed, and both happen on every way out,
 //! including a panic.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -197,12 +197,14 @@ pub fn serve(mut handover: Handover, pool: &Pool, refusals: &Refusals, ctx: &Con
         End::DeviceGone | End::DeviceError(_) | End::Idle | End::NoThread(_) | End::NoBuffer(_)
     ) {
         // The client may still be there: tell it why the line went dead.
-        let mut c = ctl.client();
+        let c = ctl.client();
         let _ = c.set_write_timeout(Some(LINGER));
-        let _ = write!(
+        say(
             c,
-            "\r\nmodemd: {} {end}, hanging up\r\n",
-            entry.device.display()
+            &format!(
+                "\r\nmodemd: {} {end}, hanging up\r\n",
+                entry.device.display()
+            ),
         );
         let _ = c.shutdown(Shutdown::Both);
     }
@@ -359,6 +361,19 @@ pub fn tell(stream: &TcpStream, why: Refusal) {
     let _ = sys::send(stream.as_fd(), line.as_bytes(), libc::MSG_DONTWAIT);
 }
 
+/// Sends all of `text` to the client, as `write_all` would (within the stream's write
+/// timeout), giving up at the first error. Not `write!` on the stream: std's fmt adapter for
+/// it costs the router image more, and it made a send(2) of every piece of the line.
+fn say(client: &TcpStream, text: &str) {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        match sys::retry(|| sys::send(client.as_fd(), rest, 0)) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => rest = &rest[n..],
+        }
+    }
+}
+
 /// Tells the client why it gets no session (`busy`, or `unavailable` and the reason), logs
 /// it within the port's rate, then closes without a reset, so the line is not thrown away by
 /// the client's stack because of bytes it sent that we never read.
@@ -366,7 +381,7 @@ fn refuse(client: &TcpStream, peer: SocketAddr, refusals: &Refusals, why: Refusa
     refusals.refused(peer, why);
     let mut c = client;
     let _ = c.set_write_timeout(Some(LINGER));
-    let _ = write!(c, "modemd: {why}\r\n");
+    say(c, &format!("modemd: {why}\r\n"));
     let _ = client.shutdown(Shutdown::Write);
     let _ = client.set_read_timeout(Some(LINGER));
     let deadline = Instant::now() + LINGER;

@@ -157,17 +157,34 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
-/// The text of the file at `path`, as `std::fs::read_to_string` gives it (its errors, an
-/// invalid UTF-8 file's included), read by the one `read_to_end` that reads the config
-/// (through `Take<File>`): std's read_to_string is a second copy of that loop, and with
-/// its size hint from fstat costs the router image 0.5 KB.
-pub fn read_text(path: &Path) -> io::Result<String> {
-    use std::io::Read;
+/// Everything `fd` reads until end of file, or its first `limit` bytes. One loop of our own
+/// for every file modemd reads (config, pid file, /etc/passwd, /etc/group, /etc/hosts,
+/// /proc/PID/cmdline): std's `read_to_end` is a kilobyte and a half of the router image per
+/// reader type, with its probing reads and size hints.
+pub fn read_all(fd: BorrowedFd<'_>, limit: usize) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 4096;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(u64::MAX)
-        .read_to_end(&mut bytes)?;
-    String::from_utf8(bytes).map_err(|_| {
+    while bytes.len() < limit {
+        let start = bytes.len();
+        bytes.resize(start + CHUNK.min(limit - start), 0);
+        let n = retry(|| read(fd, &mut bytes[start..]))?;
+        bytes.truncate(start + n);
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(bytes)
+}
+
+/// The bytes of the file at `path`, as `std::fs::read` gives them.
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_all(open(path, libc::O_RDONLY, 0)?.as_fd(), usize::MAX)
+}
+
+/// The text of the file at `path`, as `std::fs::read_to_string` gives it (its errors, an
+/// invalid UTF-8 file's included).
+pub fn read_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             "stream did not contain valid UTF-8",
@@ -187,6 +204,23 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
     let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
     Ok(n as usize)
+}
+
+/// All of `buf` to `fd`, as std's `write_all` does: `EINTR` retried, a write of nothing an
+/// error.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match retry(|| write(fd, buf))? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
 }
 
 /// What `poll` reported for one descriptor.
