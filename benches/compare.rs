@@ -471,10 +471,12 @@ fn main() {
 
     // One device per server for the single-session figures, two pools reused by one server
     // at a time for the 32-session and many-port figures (echoing all along), and one
-    // lagging device, also one server at a time, for the disconnect table.
+    // lagging device, also one server at a time, for the disconnect table; no pools for
+    // client mode's table alone.
+    let pools = if plan.client_only { 0 } else { 1 };
     let mains: Vec<Device> = kinds.iter().map(|_| Device::new()).collect();
-    let pool: Vec<Device> = (0..plan.sessions).map(|_| Device::new()).collect();
-    let wide: Vec<Device> = (0..plan.ports).map(|_| Device::new()).collect();
+    let pool: Vec<Device> = (0..plan.sessions * pools).map(|_| Device::new()).collect();
+    let wide: Vec<Device> = (0..plan.ports * pools).map(|_| Device::new()).collect();
     let lagging = Device::new();
     let tels: Vec<Device> = telnet_kinds.iter().map(|_| Device::new()).collect();
     let tel_refs: Vec<&Device> = tels.iter().collect();
@@ -500,11 +502,18 @@ fn main() {
         }
         let mut order = kinds.clone();
         order.rotate_left(round % kinds.len());
+        let mut shown = if plan.client_only {
+            client_kinds.clone()
+        } else {
+            kinds.clone()
+        };
+        let n = shown.len().max(1);
+        shown.rotate_left(round % n);
         eprintln!(
             "compare: round {}/{} ({})",
             round + 1,
             plan.rounds,
-            order
+            shown
                 .iter()
                 .map(|k| k.name())
                 .collect::<Vec<_>>()
@@ -754,7 +763,9 @@ fn main() {
     for n in &tools.notes {
         let _ = writeln!(out, "- {n}");
     }
-    if !plan.client_only {
+    if plan.client_only {
+        out += "\n";
+    } else {
         out += &servers_report(&res, &telnet_kinds);
     }
     out += &client_report(&res, &client_kinds);
