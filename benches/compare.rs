@@ -16,6 +16,12 @@
 //! beside modemd's raw line (1-byte round trips, bulk each way), all three measured in turn in
 //! each round through the same client loops, Telnet or not (`compare/telnet.rs`).
 //!
+//! A client-mode table puts `modemd -l LINK socket://` and `rfc2217://` beside socat's PTY
+//! (`socat PTY,link=LINK,raw,echo=0 TCP:…`), each reaching a modemd line of its own: a program
+//! on LINK, end to end to the device, with the client process's CPU, wake-ups and memory
+//! (`compare/client.rs`). `BENCH_ONLY=client` runs that table alone (a minute), into
+//! `benches/results/compare-client-*.md`, so the servers' results stay those of a full run.
+//!
 //! `BENCH_QUICK=1`: 3 rounds and smaller sizes, under a minute and a half. `BENCH_ROUNDS=N`
 //! overrides the round count, `BENCH_NO_DMA_LATENCY=1` leaves `/dev/cpu_dma_latency` alone.
 //! modemd is `MODEMD_BIN`, else the static build in `dist/` if there is one, else cargo's.
