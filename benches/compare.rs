@@ -292,8 +292,13 @@ fn client_round(
         (c, s)
     };
     thread::sleep(Duration::from_millis(100));
-    each(res, &order, "client memory", |res, k| {
-        res.set("cl_rss_closed", k, round, of(k).0.memory().0 as f64);
+    // Nobody has LINK open yet: modemd's clients wait for an open, socat is connected.
+    each(res, &order, "client closed", |res, k| {
+        let (c, _) = of(k);
+        let (cpu, wakeups) = client::quiet(c, plan.idle_time);
+        res.set("cl_closed_cpu", k, round, cpu);
+        res.set("cl_closed_wake", k, round, wakeups);
+        res.set("cl_rss_closed", k, round, c.memory().0 as f64);
         Ok(())
     });
     let refs: Vec<&Device> = devs.iter().collect();
@@ -427,7 +432,7 @@ fn servers_report(res: &Results, telnet_kinds: &[Kind]) -> String {
 }
 
 /// The setup of client mode's table and the table, Markdown.
-fn client_report(res: &Results, kinds: &[Kind]) -> String {
+fn client_report(res: &Results, kinds: &[Kind], idle: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -445,10 +450,12 @@ fn client_report(res: &Results, kinds: &[Kind]) -> String {
          byte: open, raw, 1 byte out, its echo back (modemd: the connect, for rfc2217 the \
          COM-PORT agreement and settings, and the line opening the device; socat: the byte \
          alone). Bulk: program→device then device→program, every byte checked. CPU: the \
-         client process's, all threads (scheduler run time, ns); quiet: LINK open, nothing \
-         passing, wake-ups counted as the context switches of its threads. Memory: the \
-         client's `VmRSS`/`VmHWM` from `/proc/PID/status`; closed: before any open (socat \
-         connected).\n"
+         client process's, all threads (scheduler run time, ns, exact where `utime`/`stime` \
+         count 10 ms ticks); wake-ups: the context switches of its threads. LINK closed: \
+         before the round's first open (modemd's clients waiting for one, socat connected); \
+         open and quiet: after one round trip, nothing passing; each for {:.1} s. Memory: \
+         the client's `VmRSS`/`VmHWM` from `/proc/PID/status`.\n",
+        idle.as_secs_f64()
     );
     out += &res.client_table(kinds);
     out
@@ -774,7 +781,7 @@ fn main() {
     } else {
         out += &servers_report(&res, &telnet_kinds);
     }
-    out += &client_report(&res, &client_kinds);
+    out += &client_report(&res, &client_kinds, plan.idle_time);
     if !plan.client_only {
         out += &res.goals();
         out += "\n";

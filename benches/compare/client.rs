@@ -311,21 +311,26 @@ pub fn idle(c: &TtyClient, server: &Server, dev: &Device, time: Duration) -> Res
     with_program(c, server, dev, |_| {
         // Whatever the round trip woke has gone back to sleep.
         thread::sleep(Duration::from_millis(20));
-        let (cpu0, sw0, t0) = (c.cpu_ns(), c.switches(), Instant::now());
-        thread::sleep(time);
-        let (cpu, sw, secs) = (
-            c.cpu_ns() - cpu0,
-            c.switches() - sw0,
-            t0.elapsed().as_secs_f64(),
-        );
+        let (cpu_us_per_s, wakeups_per_s) = quiet(c, time);
         let (rss_kib, hwm_kib) = c.memory();
         Ok(Idle {
-            cpu_us_per_s: cpu as f64 / 1e3 / secs,
-            wakeups_per_s: sw as f64 / secs,
+            cpu_us_per_s,
+            wakeups_per_s,
             rss_kib,
             hwm_kib,
         })
     })
+}
+
+/// The client's CPU, µs per second, and wake-ups per second over `time` from now.
+pub fn quiet(c: &TtyClient, time: Duration) -> (f64, f64) {
+    let (cpu0, sw0, t0) = (c.cpu_ns(), c.switches(), Instant::now());
+    thread::sleep(time);
+    let secs = t0.elapsed().as_secs_f64();
+    (
+        (c.cpu_ns() - cpu0) as f64 / 1e3 / secs,
+        (c.switches() - sw0) as f64 / secs,
+    )
 }
 
 /// Program→device then device→program through LINK, each `data.len()` bytes (or what moves

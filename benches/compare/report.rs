@@ -89,6 +89,8 @@ pub const CLIENT_METRICS: &[Metric] = &[
     m("cl_down", "device→program MiB/s", 0),
     m("cl_cpu_up", "client CPU program→device µs/MiB", 0),
     m("cl_cpu_down", "client CPU device→program µs/MiB", 0),
+    m("cl_closed_cpu", "client CPU, LINK closed, µs/s", 1),
+    m("cl_closed_wake", "client wake-ups, LINK closed, per s", 1),
     m("cl_idle_cpu", "client CPU, LINK open and quiet, µs/s", 1),
     m(
         "cl_idle_wake",
