@@ -79,6 +79,8 @@ struct Plan {
     /// and quiet for the client's idle CPU.
     opens: usize,
     idle_time: Duration,
+    /// Round trips after quiet gaps of 0–50 ms, per client and round.
+    gaps: usize,
     /// `BENCH_ONLY=client`: client mode's table alone.
     client_only: bool,
     /// The whole run must end within this; a watchdog kills everything after it.
@@ -105,6 +107,7 @@ impl Plan {
                 reconnects: 9,
                 opens: 30,
                 idle_time: Duration::from_millis(500),
+                gaps: 20,
                 client_only: false,
                 budget: Duration::from_secs(85),
             }
@@ -125,6 +128,7 @@ impl Plan {
                 reconnects: 30,
                 opens: 100,
                 idle_time: Duration::from_secs(2),
+                gaps: 60,
                 client_only: false,
                 budget: Duration::from_secs(590),
             }
@@ -150,7 +154,7 @@ impl Plan {
             "{} mode: {} rounds; round trips {} after {} warm-up (capped at {:.1} s per size); \
              bulk {} MiB each way (capped at {:.1} s per run); {} connects; {} sessions; \
              {} ports for {:.1} s; {} reconnect cycles per round; client mode: {} LINK opens, \
-             LINK held quiet {:.1} s{}",
+             LINK held quiet {:.1} s, {} round trips after gaps{}",
             if self.quick { "QUICK" } else { "full" },
             self.rounds,
             self.rtt_iters,
@@ -165,6 +169,7 @@ impl Plan {
             self.reconnects_per_round(),
             self.opens,
             self.idle_time.as_secs_f64(),
+            self.gaps,
             if self.client_only {
                 " (BENCH_ONLY=client: that table alone)"
             } else {
@@ -343,6 +348,13 @@ fn client_round(
             }
             Ok(())
         });
+        each(res, &order, "client gaps", |res, k| {
+            let (c, s) = of(k);
+            let (p50, max) = client::after_gaps(c, s, dev_of(k), plan.gaps)?;
+            res.set("cl_gap_p50", k, round, p50);
+            res.set("cl_gap_max", k, round, max);
+            Ok(())
+        });
     });
     each(res, &order, "client bulk", |res, k| {
         let (c, s) = of(k);
@@ -449,7 +461,8 @@ fn client_report(res: &Results, kinds: &[Kind], idle: Duration) -> String {
          disconnected (the line let the device go) before the next open. LINK open → first \
          byte: open, raw, 1 byte out, its echo back (modemd: the connect, for rfc2217 the \
          COM-PORT agreement and settings, and the line opening the device; socat: the byte \
-         alone). Bulk: program→device then device→program, every byte checked. CPU: the \
+         alone). After gaps: each round trip after a quiet 0–50 ms, the phases of \
+         a 50 ms timer visited evenly. Bulk: program→device then device→program, every byte checked. CPU: the \
          client process's, all threads (scheduler run time, ns, exact where `utime`/`stime` \
          count 10 ms ticks); wake-ups: the context switches of its threads. LINK closed: \
          before the round's first open (modemd's clients waiting for one, socat connected); \

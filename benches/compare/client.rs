@@ -297,6 +297,30 @@ pub fn latency(
     })
 }
 
+/// 1-byte round trips through LINK, `n`, each after a quiet gap of 0 to 50 ms, spread evenly
+/// over the phases of a 50 ms timer (rfc2217's termios poll): p50 and the largest, µs. A
+/// byte that waited for the timer would show here as up to 50 ms.
+pub fn after_gaps(
+    c: &TtyClient,
+    server: &Server,
+    dev: &Device,
+    n: usize,
+) -> Result<(f64, f64), String> {
+    with_program(c, server, dev, |p| {
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n {
+            // A stride coprime to 50 000 µs visits the phases in a scattered order.
+            thread::sleep(Duration::from_micros((i as u64 * 17_389) % 50_000));
+            let t = Instant::now();
+            p.round_trip((i % 251) as u8)
+                .map_err(|e| format!("after {i} gaps: {e}"))?;
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok((measure::percentile(&times, 0.5), times[times.len() - 1]))
+    })
+}
+
 /// What the client does while a program holds LINK open and nothing passes.
 pub struct Idle {
     pub cpu_us_per_s: f64,

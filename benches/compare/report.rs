@@ -85,6 +85,16 @@ pub const CLIENT_METRICS: &[Metric] = &[
     m("cl_rtt1_p99", "1 B round trip p99, µs", 1),
     m("cl_rtt1_p999", "1 B round trip p99.9, µs", 1),
     m("cl_rtt1_max", "1 B round trip max, µs", 0),
+    m(
+        "cl_gap_p50",
+        "1 B round trip after a 0–50 ms gap p50, µs",
+        1,
+    ),
+    m(
+        "cl_gap_max",
+        "1 B round trip after a 0–50 ms gap max, µs",
+        0,
+    ),
     m("cl_up", "program→device MiB/s", 0),
     m("cl_down", "device→program MiB/s", 0),
     m("cl_cpu_up", "client CPU program→device µs/MiB", 0),
