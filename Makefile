@@ -17,7 +17,7 @@ all: build
 help:
 	@echo "make demo    run modemd with a simulated modem on 127.0.0.1:$(DEMO_PORT)"
 	@echo "make test    formatting, lints, unit and integration tests"
-	@echo "make bench   modemd vs a direct pty, under a flood, and vs ser2net, socat and a C relay (QUICK=1: short)"
+	@echo "make bench   modemd vs a direct pty, under a flood, vs ser2net, socat and a C relay, and client mode vs socat PTY (QUICK=1: short)"
 	@echo "make release optimised, stripped binary in target/release/modemd"
 	@echo "make fuzz    run each fuzz target FUZZ_SECONDS (60) s (nightly + cargo-fuzz)"
 	@echo "make install binary and man pages under DESTDIR/PREFIX (/usr/local)"

@@ -76,6 +76,44 @@ pub const TELNET_METRICS: &[Metric] = &[
     m("tel_cpu_down", "CPU device→client µs/MiB", 0),
 ];
 
+/// Client mode's table: a program on LINK, end to end to the device; CPU and memory are the
+/// client process's.
+pub const CLIENT_METRICS: &[Metric] = &[
+    m("cl_open_p50", "LINK open → first echoed byte p50, µs", 0),
+    m("cl_open_p99", "LINK open → first echoed byte p99, µs", 0),
+    m("cl_rtt1_p50", "1 B round trip p50, µs", 1),
+    m("cl_rtt1_p99", "1 B round trip p99, µs", 1),
+    m("cl_rtt1_p999", "1 B round trip p99.9, µs", 1),
+    m("cl_rtt1_max", "1 B round trip max, µs", 0),
+    m(
+        "cl_gap_p50",
+        "1 B round trip after a 0–50 ms gap p50, µs",
+        1,
+    ),
+    m(
+        "cl_gap_max",
+        "1 B round trip after a 0–50 ms gap max, µs",
+        0,
+    ),
+    m("cl_up", "program→device MiB/s", 0),
+    m("cl_down", "device→program MiB/s", 0),
+    m("cl_cpu_up", "client CPU program→device µs/MiB", 0),
+    m("cl_cpu_down", "client CPU device→program µs/MiB", 0),
+    m("cl_closed_cpu", "client CPU, LINK closed, µs/s", 1),
+    m("cl_closed_wake", "client wake-ups, LINK closed, per s", 1),
+    m("cl_idle_cpu", "client CPU, LINK open and quiet, µs/s", 1),
+    m(
+        "cl_idle_wake",
+        "client wake-ups, LINK open and quiet, per s",
+        1,
+    ),
+    m("cl_rss_closed", "client VmRSS, LINK closed, KiB", 0),
+    m("cl_rss_idle", "client VmRSS, LINK open and quiet, KiB", 0),
+    m("cl_hwm_idle", "client VmHWM, LINK open and quiet, KiB", 0),
+    m("cl_rss_bulk", "client VmRSS after the bulk runs, KiB", 0),
+    m("cl_hwm_bulk", "client VmHWM after the bulk runs, KiB", 0),
+];
+
 const fn m(key: &'static str, label: &'static str, decimals: usize) -> Metric {
     Metric {
         key,
@@ -252,6 +290,17 @@ impl Results {
             TELNET_METRICS,
             kinds,
             Kind::Modemd,
+        )
+    }
+
+    /// Client mode's table over `kinds`, ratios to socat's PTY client.
+    pub fn client_table(&self, kinds: &[Kind]) -> String {
+        self.table(
+            "Client mode: a program on LINK, through the client and a modemd line to the \
+             device (µs, CPU, memory: lower is better; MiB/s: higher; **×ratio** to socat PTY)",
+            CLIENT_METRICS,
+            kinds,
+            Kind::ClientSocat,
         )
     }
 

@@ -27,6 +27,13 @@ pub enum Kind {
     ModemdRfc2217,
     /// ser2net tuned with a `telnet(rfc2217)` accepter: the RFC 2217 table only.
     Ser2netRfc2217,
+    /// Client mode's table (`compare/client.rs`), not servers but what a program on the
+    /// client host uses to reach a line: `modemd -l LINK socket://` to a raw modemd line,
+    ClientSocket,
+    /// `modemd -l LINK rfc2217://` to an `rfc2217=on` line,
+    ClientRfc2217,
+    /// and `socat PTY,link=LINK,raw,echo=0 TCP:…` to a raw line, as people do today.
+    ClientSocat,
 }
 
 impl Kind {
@@ -40,6 +47,18 @@ impl Kind {
 
     /// The RFC 2217 table's servers: modemd's raw line first, every ratio is to it.
     pub const TELNET: [Kind; 3] = [Kind::Modemd, Kind::ModemdRfc2217, Kind::Ser2netRfc2217];
+
+    /// Client mode's table: the two modemd clients, then socat, every ratio is to it.
+    pub const CLIENTS: [Kind; 3] = [Kind::ClientSocket, Kind::ClientRfc2217, Kind::ClientSocat];
+
+    /// The line a client of client mode's table reaches; a server is its own line.
+    pub fn line(self) -> Kind {
+        match self {
+            Kind::ClientSocket | Kind::ClientSocat => Kind::Modemd,
+            Kind::ClientRfc2217 => Kind::ModemdRfc2217,
+            k => k,
+        }
+    }
 
     /// Whether the server speaks Telnet to its clients.
     pub fn telnet(self) -> bool {
@@ -55,6 +74,9 @@ impl Kind {
             Kind::Floor => "C relay",
             Kind::ModemdRfc2217 => "modemd rfc2217",
             Kind::Ser2netRfc2217 => "ser2net tuned telnet(rfc2217)",
+            Kind::ClientSocket => "modemd -l socket://",
+            Kind::ClientRfc2217 => "modemd -l rfc2217://",
+            Kind::ClientSocat => "socat PTY",
         }
     }
 
@@ -79,6 +101,10 @@ impl Kind {
                 "no hold, no lock: closes the device when the client goes; a client arriving \
                  while the port still has a session is accepted and closed at once"
             }
+            Kind::ClientSocket | Kind::ClientRfc2217 => {
+                "disconnects at the last close of LINK, so the server frees the line"
+            }
+            Kind::ClientSocat => "stays connected from its start to its end, LINK open or not",
         }
     }
 }
@@ -239,7 +265,7 @@ impl Tools {
             .copied()
             .filter(|k| match k {
                 Kind::Ser2net | Kind::Ser2netTuned | Kind::Ser2netRfc2217 => self.ser2net.is_some(),
-                Kind::Socat => self.socat.is_some(),
+                Kind::Socat | Kind::ClientSocat => self.socat.is_some(),
                 _ => true,
             })
             .collect()
@@ -248,6 +274,19 @@ impl Tools {
 
 /// Process groups of running servers, so a panic or the watchdog can end them all.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Notes a process group to kill with every server's (a client of client mode's table).
+pub fn track(pgid: i32) {
+    GROUPS.lock().unwrap_or_else(|p| p.into_inner()).push(pgid);
+}
+
+/// Forgets a process group that ended.
+pub fn untrack(pgid: i32) {
+    GROUPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|&g| g != pgid);
+}
 
 /// Kills every running server (from the panic hook and the watchdog).
 pub fn kill_all() {
@@ -351,6 +390,9 @@ impl Server {
                     commands.push(c);
                 }
             }
+            Kind::ClientSocket | Kind::ClientRfc2217 | Kind::ClientSocat => {
+                return Err(format!("{} is a client, not a server", kind.name()));
+            }
             Kind::Floor => {
                 let mut c = Command::new(&tools.relay);
                 c.args(pairs.iter().map(|(p, d)| format!("{p}={}", d.display())));
@@ -373,7 +415,7 @@ impl Server {
             let child = c.spawn().map_err(|e| format!("{}: {e}", kind.name()))?;
             if pgid == 0 {
                 pgid = child.id() as i32;
-                GROUPS.lock().unwrap_or_else(|p| p.into_inner()).push(pgid);
+                track(pgid);
             }
             children.push(child);
         }
@@ -479,10 +521,7 @@ impl Drop for Server {
         while !procs::group_members(self.pgid).is_empty() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        GROUPS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|&g| g != self.pgid);
+        untrack(self.pgid);
         // A killed ser2net leaves the locks of its sessions behind: remove ours only.
         if let (Kind::Ser2net | Kind::Ser2netTuned | Kind::Ser2netRfc2217, Some(dir)) =
             (self.kind, &self.lock_dir)
