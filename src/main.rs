@@ -183,6 +183,9 @@ fn main() -> ExitCode {
         }
     };
     let daemon = !m.opt_present("n");
+    if let Err(e) = pid_path_usable(&m, daemon) {
+        return e;
+    }
     let pid_file = m
         .opt_str("p")
         .or_else(|| daemon.then(|| DEFAULT_PID_FILE.to_owned()))
@@ -215,12 +218,26 @@ fn client_mode(m: &getopts::Matches, link: String) -> ExitCode {
         // A daemon works from /: a relative LINK would not be where the user looks.
         return bad_usage(&format!("-l {link}: LINK must be an absolute path"));
     }
+    if let Err(e) = pid_path_usable(m, !m.opt_present("n")) {
+        return e;
+    }
     finish(client::run(client::Options {
         link: PathBuf::from(link),
         url,
         pid_file: m.opt_str("p").map(PathBuf::from),
         daemon: !m.opt_present("n"),
     }))
+}
+
+/// A daemon works from `/`: a relative `-p` would be checked in one directory and written
+/// in another, and a second daemon started where the first was would not see it.
+fn pid_path_usable(m: &getopts::Matches, daemon: bool) -> Result<(), ExitCode> {
+    match m.opt_str("p") {
+        Some(p) if daemon && !p.starts_with('/') => Err(bad_usage(&format!(
+            "-p {p}: a daemon's pid file must be an absolute path"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The exit of daemon and client mode.

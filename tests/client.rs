@@ -981,3 +981,116 @@ fn a_server_that_never_reads_the_answers_is_hung_up_on() {
         client.log.all()
     );
 }
+
+/// A program that opens LINK after another closed it finds nothing the last one left
+/// unread, and the settings it made are kept, as on a real port.
+#[test]
+fn a_quick_reopen_finds_a_clean_tty_with_the_same_settings() {
+    let pty = Pty::open().expect("pty");
+    let (_d, addr) = one_device(&pty.slave, "hangup=0", &[]);
+    let client = Client::of("socket", addr);
+    let out = run_bounded(
+        Command::new("stty").args(["-F", client.link_str(), "57600"]),
+        WAIT,
+    );
+    assert!(out.status.success(), "stty: {out:?}");
+    for round in 0..5 {
+        {
+            let tty = client.open();
+            tty.write_all(b"AT\r");
+            assert_eq!(pty.read_for(3, WAIT), b"AT\r", "round {round}");
+            pty.write_all(b"\r\nOK\r\n");
+            // The answer reaches the tty, and the program leaves without reading it.
+            thread::sleep(Duration::from_millis(200));
+        }
+        // The client sees the last close as the master's hang-up; a program that opens
+        // LINK before that instant continues the same connection, as one program (known
+        // limit). Once it is seen, the next program gets a clean tty.
+        assert!(wait_until(WAIT, || established(addr.port()) == 0));
+        let tty = client.open();
+        assert_eq!(
+            speed(&tty.termios()),
+            libc::B57600,
+            "round {round}: settings lost"
+        );
+        let stale = tty.read_until(b"OK", Duration::from_millis(500));
+        assert!(
+            stale.is_empty(),
+            "round {round}: the last program's unread bytes: {stale:?}"
+        );
+        drop(tty);
+        assert!(wait_until(WAIT, || established(addr.port()) == 0));
+    }
+}
+
+/// A server that talks without end before any negotiation (a raw line named with
+/// rfc2217://): the handshake still ends within its bound, the program's bytes go out, and
+/// the client does not grow.
+#[test]
+fn a_server_that_never_stops_talking_cannot_stall_the_handshake() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = Client::of("rfc2217", addr);
+    let heard = thread::spawn(move || {
+        let Ok((s, _)) = listener.accept() else {
+            return Vec::new();
+        };
+        let mut reader = s.try_clone().expect("clone");
+        let talker = thread::spawn(move || {
+            let mut s = s;
+            s.set_write_timeout(Some(WAIT)).expect("timeout");
+            let chunk = vec![b'y'; 64 * 1024];
+            while io::Write::write_all(&mut s, &chunk).is_ok() {}
+        });
+        reader.set_read_timeout(Some(WAIT * 2)).expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"hi") {
+            match io::Read::read(&mut reader, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = reader.shutdown(std::net::Shutdown::Both);
+        let _ = talker.join();
+        got
+    });
+    let tty = client.open();
+    tty.write_all(b"hi");
+    // The tty is read meanwhile, or the client would stall on its full buffers.
+    let reading = thread::spawn(move || while tty.read_some(WAIT).is_ok() {});
+    let got = heard.join().expect("server");
+    assert!(got.ends_with(b"hi"), "the program's bytes never went out");
+    let rss = fs::read_to_string(format!("/proc/{}/status", client.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    assert!(rss < 32 * 1024, "the client grew to {rss} KiB");
+    let _ = reading.join();
+}
+
+/// LINK is ours to replace only if it is a link to a pseudo-terminal (an earlier run's):
+/// not a udev link to a real port.
+#[test]
+fn link_to_a_real_device_is_not_taken_over() {
+    let dir = TempDir::new("takeover");
+    let link = dir.join("modem");
+    std::os::unix::fs::symlink("/dev/null", &link).expect("symlink");
+    let out = run_bounded(
+        modemd_command()
+            .arg("-l")
+            .arg(&link)
+            .args(["-n", "socket://127.0.0.1:9"]),
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a link to a pseudo-terminal"),
+        "{out:?}"
+    );
+    assert_eq!(fs::read_link(&link).expect("link"), Path::new("/dev/null"));
+}

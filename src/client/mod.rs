@@ -59,6 +59,20 @@ impl Linked {
         let slave = self.slave.lock().unwrap_or_else(|p| p.into_inner());
         self.link.remove(&slave);
     }
+
+    /// A new tty with the settings of `old` (`None`: the defaults), and LINK pointed at it;
+    /// under the lock that [`Linked::remove`] takes, so a SIGTERM meanwhile removes the
+    /// link to whichever tty it points at.
+    fn renew(&self, old: Option<&Tty>) -> io::Result<Tty> {
+        let mut slave = self.slave.lock().unwrap_or_else(|p| p.into_inner());
+        let tty = Tty::new()?;
+        if let Some(old) = old {
+            tty.take_settings(old);
+        }
+        self.link.point(&tty.slave)?;
+        *slave = tty.slave.clone();
+        Ok(tty)
+    }
 }
 
 fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
@@ -162,11 +176,15 @@ fn serve(mut tty: Tty, url: &Url, linked: &Linked) {
         }
         let Some(stream) = connect_while_open(&tty, url, link) else {
             crate::info!("{} closed before a connection", link.display());
+            tty = next(tty, linked);
             continue;
         };
         crate::info!("{} opened: connected to {url}", link.display());
         match session(&tty, url, stream, &asked) {
-            Gone::Tty => crate::info!("{} closed: disconnected from {url}", link.display()),
+            Gone::Tty => {
+                crate::info!("{} closed: disconnected from {url}", link.display());
+                tty = next(tty, linked);
+            }
             Gone::Line(end) => {
                 // In the relay's words the server is the client.
                 let why: &dyn std::fmt::Display = match &end {
@@ -175,7 +193,53 @@ fn serve(mut tty: Tty, url: &Url, linked: &Linked) {
                     end => end,
                 };
                 crate::warning!("{url}: {why}; hanging up {}", link.display());
-                tty = replace(tty, linked);
+                tty = hang_up(tty, linked);
+            }
+        }
+    }
+}
+
+/// The tty for the next program after the last one closed `old`: a fresh one with the same
+/// settings, as a real port is after its last close (nothing unread or unsent in it, not
+/// exclusive), which a PTY whose master stays open is not. A program that opened `old`
+/// again meanwhile keeps it.
+fn next(old: Tty, linked: &Linked) -> Tty {
+    if !old.closed_within(Some(Duration::ZERO)) {
+        return old;
+    }
+    match linked.renew(Some(&old)) {
+        Ok(tty) => tty,
+        Err(e) => {
+            crate::error!(
+                "cannot make a new tty for {}: {e}",
+                linked.link.path().display()
+            );
+            old
+        }
+    }
+}
+
+/// Hangs `old` up after its programs had a moment to read, once LINK points at a new tty:
+/// a program that reopens LINK at once finds the new one. If none can be made, LINK goes
+/// first (it must not lead to a `/dev/pts/N` that a terminal may get next), and a new one
+/// is tried until it can be made.
+fn hang_up(old: Tty, linked: &Linked) -> Tty {
+    let renewed = linked.renew(Some(&old));
+    old.drain(LAST_WORDS);
+    if let Ok(tty) = renewed {
+        return tty;
+    }
+    linked.remove();
+    drop(old);
+    loop {
+        match linked.renew(None) {
+            Ok(tty) => return tty,
+            Err(e) => {
+                crate::error!(
+                    "cannot make a new tty for {}: {e}",
+                    linked.link.path().display()
+                );
+                std::thread::sleep(MAX_RETRY);
             }
         }
     }
@@ -299,26 +363,5 @@ fn session(tty: &Tty, url: &Url, stream: TcpStream, asked: &Arc<Mutex<line::Aske
         Some(End::TtyClosed) => Gone::Tty,
         Some(end) => Gone::Line(end),
         None => Gone::Line(End::ClientClosed),
-    }
-}
-
-/// Hangs up `old` after its programs had a moment to read, once `LINK` points at a new
-/// tty: a program that reopens `LINK` at once finds the new one.
-fn replace(old: Tty, linked: &Linked) -> Tty {
-    loop {
-        match Tty::new().and_then(|tty| linked.link.point(&tty.slave).map(|()| tty)) {
-            Ok(tty) => {
-                *linked.slave.lock().unwrap_or_else(|p| p.into_inner()) = tty.slave.clone();
-                old.drain(LAST_WORDS);
-                return tty;
-            }
-            Err(e) => {
-                crate::error!(
-                    "cannot make a new tty for {}: {e}",
-                    linked.link.path().display()
-                );
-                std::thread::sleep(FIRST_RETRY);
-            }
-        }
     }
 }

@@ -79,6 +79,15 @@ impl Tty {
         })
     }
 
+    /// Takes the settings of `old` (speed, framing, flow, modes), which a program may have set
+    /// for the next one (`stty -F LINK 57600` before `chat`). Best effort: a new tty keeps
+    /// its defaults where the old one's cannot be read.
+    pub fn take_settings(&self, old: &Tty) {
+        if let Ok(t) = termios::get(old.master.as_fd()) {
+            let _ = termios::set(self.master.as_fd(), &t);
+        }
+    }
+
     /// Waits up to `timeout` (`None`: for ever) until no program holds the tty open; true
     /// if none does.
     pub fn closed_within(&self, timeout: Option<Duration>) -> bool {
@@ -135,16 +144,24 @@ impl Tty {
 pub struct Link(PathBuf);
 
 impl Link {
-    /// `path`, if it is free to be ours: absent, or a symbolic link (left by an earlier run).
-    /// Anything else there is not ours to replace.
+    /// `path`, if it is free to be ours: absent, or a symbolic link to a pseudo-terminal
+    /// (left by an earlier run). Anything else there (a device, a udev link such as
+    /// `/dev/modem -> ttyS1`) is not ours to replace.
     pub fn new(path: &Path) -> io::Result<Link> {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if !m.file_type().is_symlink() => Err(io::Error::new(
+        let ours = match std::fs::read_link(path) {
+            Ok(to) => to.starts_with("/dev/pts/"),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        if !ours {
+            return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a symbolic link", path.display()),
-            )),
-            _ => Ok(Link(path.to_owned())),
+                format!(
+                    "{} exists and is not a link to a pseudo-terminal",
+                    path.display()
+                ),
+            ));
         }
+        Ok(Link(path.to_owned()))
     }
 
     /// The path.

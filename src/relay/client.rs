@@ -167,8 +167,10 @@ fn send(ctl: &Control, master: &Master, bytes: &[u8]) -> Result<(), End> {
     write_client(ctl, master, None, bytes, &mut sent).map_err(|e| e.unwrap_or(End::Shutdown))
 }
 
-/// Reads what the server says, until `until`: replies sent, answers taken, data kept in
-/// `early`. `Ok(false)` once the time is up.
+/// Reads what the server says, until `until`: replies queued, answers taken, data kept in
+/// `early`. `Ok(false)` once the time is up, or once `early` holds [`MAX_BACKLOG`]: a server
+/// that talks without end (a raw line named `rfc2217://`) must neither keep the data waiting
+/// nor fill our memory.
 fn receive(
     ctl: &Control,
     remote: &Remote,
@@ -177,6 +179,9 @@ fn receive(
     until: Instant,
 ) -> Result<bool, End> {
     let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() || early.len() >= MAX_BACKLOG {
+        return Ok(false);
+    }
     let fds = [
         (ctl.client().as_raw_fd(), Interest::Read),
         (ctl.wake.raw(), Interest::Read),
@@ -186,7 +191,7 @@ fn receive(
         return Err(End::Shutdown);
     }
     if !(ready[0].read || ready[0].hangup) {
-        return Ok(left > Duration::ZERO);
+        return Ok(true);
     }
     let mut buf = [0u8; 512];
     let Some(n) = read_client(ctl, &mut buf) else {
