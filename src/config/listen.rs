@@ -59,7 +59,11 @@ pub(super) fn parse_listen(
 ) -> Result<Listen, ErrorKind> {
     let bad = || ErrorKind::BadListen(s.to_owned());
     if let Some(rest) = s.strip_prefix('[') {
-        let (addr, port) = rest.split_once("]:").ok_or_else(bad)?;
+        // Split at the first `]`, which must be followed by `:`: the same fields as
+        // splitting at the first "]:" (a `]` in the address fails its parse either way), and a
+        // char pattern, where a string one costs the router image std's two-way searcher.
+        let (addr, port) = rest.split_once(']').ok_or_else(bad)?;
+        let port = port.strip_prefix(':').ok_or_else(bad)?;
         let ip: std::net::Ipv6Addr = addr.parse().map_err(|_| bad())?;
         return Ok(Listen::Addr(SocketAddr::new(
             ip.into(),

@@ -193,7 +193,7 @@ fn set_rfc2217(options: &mut Options, value: &str) -> Option<()> {
 impl Options {
     /// The options of one config line, one word each.
     pub(super) fn from_words(words: &[&str]) -> Result<Options, ErrorKind> {
-        read(words, TABLE)
+        read(&mut words.iter().copied(), TABLE)
     }
 }
 
@@ -203,13 +203,14 @@ impl std::str::FromStr for Options {
     /// A comma-separated list, `idle=600,flow=rtscts` (inetd mode's `-o`), read with the same
     /// rows and messages as the options of a config line.
     fn from_str(list: &str) -> Result<Self, ErrorKind> {
-        Options::from_words(&list.split(',').collect::<Vec<_>>())
+        read(&mut list.split(','), TABLE)
     }
 }
 
 /// Reads `words` with the rows of `table`; the first unknown, repeated or badly valued word is
-/// the error.
-fn read(words: &[&str], table: &[Row]) -> Result<Options, ErrorKind> {
+/// the error. The words come as one iterator type for both callers (a config line's slice
+/// and `-o`'s comma list), so the router image holds one copy of this and no Vec of them.
+fn read(words: &mut dyn Iterator<Item = &str>, table: &[Row]) -> Result<Options, ErrorKind> {
     let mut options = Options::default();
     let mut seen = 0u32;
     for word in words {
@@ -220,7 +221,7 @@ fn read(words: &[&str], table: &[Row]) -> Result<Options, ErrorKind> {
             Some((i, value))
         });
         let Some((i, value)) = found else {
-            return Err(ErrorKind::BadOption((*word).to_owned()));
+            return Err(ErrorKind::BadOption(word.to_owned()));
         };
         let row = &table[i];
         if seen & 1 << i != 0 {
