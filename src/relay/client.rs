@@ -16,12 +16,12 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::telnet::MAX_BACKLOG;
+use super::telnet::{MAX_BACKLOG, forward_escaped, stop};
 use super::{Control, End, Totals, deliver, pump, read_client, with_buffer, write_client};
 use crate::client::line::{self, Asked, Wanted};
 use crate::client::tty::Master;
 use crate::sys::{self, EventFd, Interest};
-use crate::telnet::{self, Command, Decoder};
+use crate::telnet::{Command, Decoder};
 
 /// How long the server has to agree COM-PORT-OPTION, and then to answer the settings.
 pub const ANSWER_WAIT: Duration = Duration::from_secs(1);
@@ -243,7 +243,6 @@ fn to_server(
     mut told: Option<Option<Wanted>>,
     buf: &mut [u8],
 ) -> u64 {
-    let half = buf.len() / 2;
     let mut queued = Vec::new();
     let mut total = 0u64;
     let poll = told.is_some().then_some(TERMIOS_POLL);
@@ -280,36 +279,10 @@ fn to_server(
         if !(ready[2].read || ready[2].hangup) {
             continue;
         }
-        let n = match sys::read(master.as_fd(), &mut buf[..half]) {
-            Ok(0) => return stop(ctl, Some(End::TtyClosed), total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-                return stop(ctl, Some(End::TtyClosed), total);
-            }
-            Err(e) => return stop(ctl, Some(End::DeviceError(e)), total),
-        };
-        let escaped = telnet::escape(buf, n);
-        let mut sent = 0;
-        let written = write_client(ctl, master, None, &buf[..escaped], &mut sent);
-        total += if written.is_ok() {
-            n as u64
-        } else {
-            sent.min(n as u64)
-        };
-        if let Err(end) = written {
+        if let Err(end) = forward_escaped(ctl, master, None, buf, &mut total) {
             return stop(ctl, end, total);
         }
     }
-}
-
-/// Ends the session for `end` (`None`: it was already stopped) and returns `total`.
-fn stop(ctl: &Control, end: Option<End>, total: u64) -> u64 {
-    if let Some(end) = end {
-        ctl.stop(end);
-    }
-    total
 }
 
 /// Tells the server DTR is off, as a program closing a real port with `HUPCL` drops it;

@@ -98,7 +98,6 @@ fn to_client(
     port: &ComPort,
     buf: &mut [u8],
 ) -> u64 {
-    let half = buf.len() / 2;
     let mut queued = Vec::new();
     let mut total = 0u64;
     loop {
@@ -148,34 +147,47 @@ fn to_client(
         if watched < 3 || !(ready[2].read || ready[2].hangup) {
             continue;
         }
-        let n = match sys::read(line.as_fd(), &mut buf[..half]) {
-            Ok(0) => return stop(ctl, Some(line.end_of_stream()), total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-                return stop(ctl, Some(line.end_of_stream()), total);
-            }
-            Err(e) => return stop(ctl, Some(End::DeviceError(e)), total),
-        };
-        ctl.activity.touch();
-        let escaped = telnet::escape(buf, n);
-        let mut sent = 0;
-        let written = write_client(ctl, line, idle, &buf[..escaped], &mut sent);
-        // What the client got of the device's bytes: all of them, or at most what went.
-        total += if written.is_ok() {
-            n as u64
-        } else {
-            sent.min(n as u64)
-        };
-        if let Err(end) = written {
+        if let Err(end) = forward_escaped(ctl, line, idle, buf, &mut total) {
             return stop(ctl, end, total);
         }
     }
 }
 
+/// Reads what the device has, at most half of `buf` (the doubling must fit), and sends it
+/// to the client with every 0xFF doubled, adding to `total` what of the device's bytes got
+/// there. `Err`: the session is to end (`None`: it was stopped already). Shared by the
+/// server's and client mode's Telnet loops.
+pub(super) fn forward_escaped(
+    ctl: &Control,
+    line: &dyn Device,
+    idle: Option<Duration>,
+    buf: &mut [u8],
+    total: &mut u64,
+) -> Result<(), Option<End>> {
+    let half = buf.len() / 2;
+    let n = match sys::read(line.as_fd(), &mut buf[..half]) {
+        Ok(0) => return Err(Some(line.end_of_stream())),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EIO) => return Err(Some(line.end_of_stream())),
+        Err(e) => return Err(Some(End::DeviceError(e))),
+    };
+    ctl.activity.touch();
+    let escaped = telnet::escape(buf, n);
+    let mut sent = 0;
+    let written = write_client(ctl, line, idle, &buf[..escaped], &mut sent);
+    // What the client got of the device's bytes: all of them, or at most what went.
+    *total += if written.is_ok() {
+        n as u64
+    } else {
+        sent.min(n as u64)
+    };
+    written
+}
+
 /// Ends the session for `end` (`None`: it was already stopped) and returns `total`.
-fn stop(ctl: &Control, end: Option<End>, total: u64) -> u64 {
+pub(super) fn stop(ctl: &Control, end: Option<End>, total: u64) -> u64 {
     if let Some(end) = end {
         ctl.stop(end);
     }
