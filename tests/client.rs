@@ -975,11 +975,16 @@ fn a_server_that_never_reads_the_answers_is_hung_up_on() {
     tty.wait_end(WAIT * 4)
         .unwrap_or_else(|e| panic!("{e}\n{}", client.log.all()));
     assert!(flood.join().expect("flood") > 64 * 1024);
+    // The log is read from the client's stderr by a thread of its own: wait for the line.
     assert!(
-        client.log.count("server reads no answers") == 1,
+        client
+            .log
+            .wait_for("server reads no answers", WAIT)
+            .is_some(),
         "{}",
         client.log.all()
     );
+    assert_eq!(client.log.count("server reads no answers"), 1);
 }
 
 /// A program that opens LINK after another closed it finds nothing the last one left
