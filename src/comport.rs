@@ -13,11 +13,11 @@
 //! commands and queues the answers here; the one writing to the client is the only writer of
 //! the socket, and sends what is queued when [`ComPort::ready_fd`] says so.
 
+use crate::relay::outbox::Outbox;
 use std::io;
 use std::os::fd::{AsFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::{Flow, Parity, Settings};
@@ -38,8 +38,7 @@ const NO_LINES: u8 = 0x30;
 pub struct ComPort {
     fixed: bool,
     signature: String,
-    outbox: Mutex<Vec<u8>>,
-    ready: EventFd,
+    outbox: Outbox,
     /// Whether the device has modem lines to watch.
     lines: bool,
     modem_mask: AtomicU8,
@@ -60,8 +59,7 @@ impl ComPort {
         ComPort {
             fixed,
             signature: format!("modemd {} {}", env!("CARGO_PKG_VERSION"), device.display()),
-            outbox: Mutex::new(Vec::new()),
-            ready,
+            outbox: Outbox::new(ready),
             lines: status.is_some(),
             // RFC 2217's defaults: every modem state change is of interest, no line state.
             modem_mask: AtomicU8::new(0xff),
@@ -75,35 +73,29 @@ impl ComPort {
         }
     }
 
-    fn outbox(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Queues raw Telnet bytes (negotiation answers) for the client.
     pub fn send(&self, bytes: &[u8]) {
-        self.outbox().extend_from_slice(bytes);
-        self.ready.signal();
+        self.outbox.push(|out| out.extend_from_slice(bytes));
     }
 
     fn answer(&self, code: u8, value: &[u8]) {
-        telnet::subnegotiation(code + telnet::SERVER, value, &mut self.outbox());
-        self.ready.signal();
+        self.outbox
+            .push(|out| telnet::subnegotiation(code + telnet::SERVER, value, out));
     }
 
     /// How many bytes wait for the client.
     pub fn backlog(&self) -> usize {
-        self.outbox().len()
+        self.outbox.len()
     }
 
     /// Moves what is queued for the client into `out`.
     pub fn take(&self, out: &mut Vec<u8>) {
-        self.ready.clear();
-        out.append(&mut self.outbox());
+        self.outbox.take(out);
     }
 
     /// Readable while something is queued for the client.
     pub fn ready_fd(&self) -> RawFd {
-        self.ready.raw()
+        self.outbox.fd()
     }
 
     /// Whether the client asked for no data for now (FLOWCONTROL-SUSPEND).
@@ -201,7 +193,7 @@ impl ComPort {
             Command::Resume => {
                 self.suspended.store(false, Relaxed);
                 // Wake the writer, which stopped watching the device.
-                self.ready.signal();
+                self.outbox.wake();
             }
             Command::LineStateMask(mask) => {
                 self.line_mask.store(mask, Relaxed);

@@ -79,7 +79,8 @@ impl std::error::Error for Error {
     }
 }
 
-fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+/// Names what failed at start-up (daemon and client mode).
+pub(crate) fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Setup { what, source }
 }
 

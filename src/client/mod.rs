@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::daemon::{self, Detach, PidFile};
 use crate::relay::client::Remote;
 use crate::relay::{self, Control, End};
-use crate::server::{Ended, Error};
+use crate::server::{Ended, Error, setup};
 use crate::sys::{self, EventFd, Interest, SignalSet};
 use tty::{Link, Tty};
 use url::{Scheme, Url};
@@ -73,10 +73,6 @@ impl Linked {
         *slave = tty.slave.clone();
         Ok(tty)
     }
-}
-
-fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Setup { what, source }
 }
 
 /// Runs client mode until SIGTERM or SIGINT.

@@ -16,6 +16,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::outbox::Outbox;
 use super::telnet::{MAX_BACKLOG, forward_escaped, stop};
 use super::{Control, End, Totals, deliver, pump, read_client, with_buffer, write_client};
 use crate::client::line::{self, Asked, Wanted};
@@ -31,8 +32,7 @@ pub const TERMIOS_POLL: Duration = Duration::from_millis(50);
 /// What the two threads of one connection share.
 pub struct Remote {
     /// Replies for the server, queued by the reading thread for the writing one.
-    outbox: Mutex<Vec<u8>>,
-    ready: EventFd,
+    outbox: Outbox,
     /// What was asked and not answered; what the server is known to get wrong. Lives as
     /// long as the client, so each oddity is logged once.
     asked: Arc<Mutex<Asked>>,
@@ -42,8 +42,7 @@ impl Remote {
     /// For one connection, with the client's record of answers.
     pub fn new(asked: &Arc<Mutex<Asked>>, ready: EventFd) -> Remote {
         Remote {
-            outbox: Mutex::new(Vec::new()),
-            ready,
+            outbox: Outbox::new(ready),
             asked: Arc::clone(asked),
         }
     }
@@ -52,23 +51,13 @@ impl Remote {
         self.asked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn outbox(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Queues `replies` for the writer; an error once too many wait: a server that keeps
     /// asking and never reads the answers must not grow us.
     fn queue(&self, replies: &mut Vec<u8>) -> Result<(), End> {
         if replies.is_empty() {
             return Ok(());
         }
-        let backlog = {
-            let mut outbox = self.outbox();
-            outbox.append(replies);
-            outbox.len()
-        };
-        self.ready.signal();
-        if backlog > MAX_BACKLOG {
+        if self.outbox.push(|out| out.append(replies)) > MAX_BACKLOG {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "server reads no answers");
             return Err(End::ClientError(e));
         }
@@ -249,7 +238,7 @@ fn to_server(
     loop {
         let fds = [
             (ctl.wake.raw(), Interest::Read),
-            (remote.ready.raw(), Interest::Read),
+            (remote.outbox.fd(), Interest::Read),
             (master.as_fd().as_raw_fd(), Interest::Read),
         ];
         let ready = match sys::poll(&fds, poll) {
@@ -260,8 +249,7 @@ fn to_server(
             return total;
         }
         if ready[1].read {
-            remote.ready.clear();
-            queued.append(&mut remote.outbox());
+            remote.outbox.take(&mut queued);
         }
         if let Some(last) = told.as_mut() {
             if let Some(now) = master.wanted().filter(|&now| Some(now) != *last) {

@@ -29,6 +29,7 @@ use crate::serial::Line;
 use crate::sys::{self, EventFd, Interest, Pages};
 
 pub mod client;
+pub mod outbox;
 pub mod telnet;
 
 /// The device side of a relay: a non-blocking descriptor, and what its end means.
