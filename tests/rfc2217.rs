@@ -22,15 +22,7 @@ fn rfc2217_line(device: &std::path::Path, mode: &str, options: &str) -> (Daemon,
 /// Runs a pyserial script with `URL` bound to the line's address; its output if it exits 0
 /// within `timeout`, else a panic with everything it said.
 fn pyserial(addr: SocketAddr, script: &str, timeout: Duration) -> String {
-    let program = format!("URL = 'rfc2217://{addr}'\n{script}");
-    let out = peers::pyserial(&program, timeout);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "pyserial failed: {said}");
-    said
+    peers::pyserial_ok(&format!("URL = 'rfc2217://{addr}'\n{script}"), timeout)
 }
 
 #[test]

@@ -236,3 +236,16 @@ pub fn ser2net(device: &Path) -> Peer {
         dir,
     )
 }
+
+/// Runs a pyserial `script` that must exit 0 within `timeout`: what it printed (stdout, then
+/// stderr), else a panic with everything it said.
+pub fn pyserial_ok(script: &str, timeout: Duration) -> String {
+    let out = pyserial(script, timeout);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pyserial failed: {said}");
+    said
+}
