@@ -283,35 +283,31 @@ except Exception as e:
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `server`, a peer on `pty`, checked with pyserial alone: plain pyserial fails on the
+/// peer's DTR quirk with `quirk`, and with `ign_set_control` it works.
+fn check_peer_with_pyserial(server: &Peer, pty: &Pty, quirk: &str) {
+    let url = format!("rfc2217://{}", server.addr());
+    let said = pyserial_open_error(&format!("{url}?timeout=1"));
+    assert!(said.contains(quirk), "pyserial: {said}");
+    assert!(pty.wait_hangup(WAIT), "the peer kept the device");
+    check_server_with_pyserial(pty, &format!("{url}?ign_set_control"));
+}
+
 #[test]
 fn fixture_sredird_serves_pyserial() {
     let pty = Pty::open().expect("pty");
     let server = peers::sredird(&pty.slave);
-    let url = format!("rfc2217://{}", server.addr());
     // sredird's quirk: DTR ON (8) is answered with 1 (no flow control), which pyserial
     // rejects; the client mode must not.
-    let said = pyserial_open_error(&format!("{url}?timeout=1"));
-    assert!(
-        said.contains("remote rejected value for option 'control'"),
-        "pyserial against sredird: {said}"
-    );
-    assert!(pty.wait_hangup(WAIT), "sredird kept the device");
-    check_server_with_pyserial(&pty, &format!("{url}?ign_set_control"));
+    check_peer_with_pyserial(&server, &pty, "remote rejected value for option 'control'");
 }
 
 #[test]
 fn fixture_ser2net_serves_pyserial() {
     let pty = Pty::open().expect("pty");
     let server = peers::ser2net(&pty.slave);
-    let url = format!("rfc2217://{}", server.addr());
     // ser2net's quirk: on a PTY it never answers DTR requests; pyserial times out.
-    let said = pyserial_open_error(&format!("{url}?timeout=1"));
-    assert!(
-        said.contains("timeout while waiting for option 'control'"),
-        "pyserial against ser2net: {said}"
-    );
-    assert!(pty.wait_hangup(WAIT), "ser2net kept the device");
-    check_server_with_pyserial(&pty, &format!("{url}?ign_set_control"));
+    check_peer_with_pyserial(&server, &pty, "timeout while waiting for option 'control'");
 }
 
 #[test]
@@ -417,23 +413,7 @@ fn cu_on_link_gets_the_modems_answer() {
     // cu names its lock in /var/lock after LINK's last component.
     let name = client.link.file_name().expect("name").to_string_lossy();
     let lock = Path::new("/var/lock").join(format!("LCK..{name}"));
-    let term = Pty::open().expect("pty");
-    let tty = || {
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&term.slave)
-            .expect("tty")
-    };
-    let mut cu = ChildGuard(
-        Command::new("/usr/bin/cu")
-            .args(["-l", client.link_str(), "-s", "115200"])
-            .stdin(Stdio::from(tty()))
-            .stdout(Stdio::from(tty()))
-            .stderr(Stdio::from(tty()))
-            .spawn()
-            .expect("spawn cu"),
-    );
+    let (mut cu, term) = peers::cu(client.link_str());
     let mut seen = term.read_for(1 << 16, Duration::from_millis(500));
     let deadline = Instant::now() + WAIT * 2;
     let mut asked = Instant::now() - WAIT;

@@ -9,9 +9,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::peers;
 use common::*;
 
 const CU: &str = "/usr/bin/cu";
@@ -55,23 +56,7 @@ fn modemd_and_cu_respect_each_others_locks() {
     assert!(wait_until(WAIT, || !lock.exists()), "modemd left its lock");
 
     // 2. cu holds the line (on a terminal of its own): a modemd client reads busy.
-    let term = Pty::open().expect("pty");
-    let tty = || {
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&term.slave)
-            .expect("tty")
-    };
-    let mut cu = ChildGuard(
-        Command::new(CU)
-            .args(["-l", &dev, "-s", "115200"])
-            .stdin(Stdio::from(tty()))
-            .stdout(Stdio::from(tty()))
-            .stderr(Stdio::from(tty()))
-            .spawn()
-            .expect("spawn cu"),
-    );
+    let (mut cu, term) = peers::cu(&dev);
     let cu_lock = format!("{:10}\n", cu.0.id());
     let deadline = Instant::now() + WAIT;
     while fs::read_to_string(&lock).ok().as_deref() != Some(cu_lock.as_str()) {

@@ -249,3 +249,26 @@ pub fn pyserial_ok(script: &str, timeout: Duration) -> String {
     assert!(out.status.success(), "pyserial failed: {said}");
     said
 }
+
+/// Taylor `cu -l LINE -s 115200` on a terminal of its own: the PTY whose master the test
+/// types into and reads what cu shows.
+pub fn cu(line: &str) -> (ChildGuard, Pty) {
+    let term = Pty::open().expect("pty");
+    let tty = || {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&term.slave)
+            .expect("tty")
+    };
+    let cu = ChildGuard(
+        Command::new("/usr/bin/cu")
+            .args(["-l", line, "-s", "115200"])
+            .stdin(Stdio::from(tty()))
+            .stdout(Stdio::from(tty()))
+            .stderr(Stdio::from(tty()))
+            .spawn()
+            .expect("spawn cu"),
+    );
+    (cu, term)
+}
