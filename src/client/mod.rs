@@ -64,14 +64,20 @@ impl Linked {
     /// under the lock that [`Linked::remove`] takes, so a SIGTERM meanwhile removes the
     /// link to whichever tty it points at.
     fn renew(&self, old: Option<&Tty>) -> io::Result<Tty> {
-        let mut slave = self.slave.lock().unwrap_or_else(|p| p.into_inner());
         let tty = Tty::new()?;
         if let Some(old) = old {
             tty.take_settings(old);
         }
+        self.point(&tty)?;
+        Ok(tty)
+    }
+
+    /// Points LINK at `tty`, under the lock [`Linked::remove`] takes.
+    fn point(&self, tty: &Tty) -> io::Result<()> {
+        let mut slave = self.slave.lock().unwrap_or_else(|p| p.into_inner());
         self.link.point(&tty.slave)?;
         *slave = tty.slave.clone();
-        Ok(tty)
+        Ok(())
     }
 }
 
@@ -203,16 +209,25 @@ fn next(old: Tty, linked: &Linked) -> Tty {
     if !old.closed_within(Some(Duration::ZERO)) {
         return old;
     }
-    match linked.renew(Some(&old)) {
+    // Emptied first: if LINK has to go back to it below, nothing of the last program's
+    // reaches the next one.
+    old.flush();
+    let tty = match linked.renew(Some(&old)) {
         Ok(tty) => tty,
         Err(e) => {
             crate::error!(
                 "cannot make a new tty for {}: {e}",
                 linked.link.path().display()
             );
-            old
+            return old;
         }
+    };
+    // A program that opened LINK while the new tty was being made holds the old one, which
+    // must not hang up under it: LINK goes back to the old tty, shared as before.
+    if !old.closed_within(Some(Duration::ZERO)) && linked.point(&old).is_ok() {
+        return old;
     }
+    tty
 }
 
 /// Hangs `old` up after its programs had a moment to read, once LINK points at a new tty:

@@ -118,7 +118,7 @@ impl Tty {
     /// the server's: the next program starts clean, as on a real port, which its last close
     /// flushes. A program opening the tty just now could lose its first bytes; the window is
     /// the time of two system calls.
-    fn flush(&self) {
+    pub fn flush(&self) {
         let _ = termios::flush(self.master.as_fd(), Queue::Input);
         let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK;
         if let Ok(slave) = sys::open(&self.slave, flags, 0) {
