@@ -897,7 +897,12 @@ fn nothing_stale_reaches_the_next_program() {
     {
         let tty = client.open();
         tty.write_all(b"atz\r");
-        assert_eq!(pty.read_for(4, WAIT), b"atz\r", "the device's first bytes");
+        assert_eq!(
+            pty.read_for(4, WAIT),
+            b"atz\r",
+            "the device's first bytes:\n{}",
+            client.log.all()
+        );
         // The server speaks after the program stopped reading.
         pty.write_all(b"\r\nRING\r\n");
         thread::sleep(Duration::from_millis(200));
