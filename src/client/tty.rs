@@ -107,8 +107,14 @@ impl Tty {
             // The flush opened the slave too: its event goes, and the look after it sees
             // an open that came meanwhile; an open after the look wakes the poll.
             while sys::read(self.opens.as_fd(), &mut events).is_ok_and(|n| n > 0) {}
-            if !self.closed_within(Some(Duration::ZERO)) {
+            let master = [(self.master.as_fd().as_raw_fd(), Interest::Read)];
+            let ready = sys::poll(&master, Some(Duration::ZERO))?;
+            if !ready[0].hangup {
                 return Ok(());
+            }
+            // A program that came and went during the flush left bytes: flush again.
+            if ready[0].read {
+                continue;
             }
             sys::poll(&[(self.opens.as_raw_fd(), Interest::Read)], None)?;
         }
